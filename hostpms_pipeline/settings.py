@@ -40,6 +40,8 @@ class Settings(BaseSettings):
     page_limit: int = Field(default=100, ge=1, le=500)
     simulator_reservations_per_property: int = 200
     simulator_seed: int = 7
+    # First month a backfill can reach (HostPMS history to onboard).
+    history_start: str = "2024-01-01"
 
     @field_validator("property_ids", mode="before")
     @classmethod

@@ -1,0 +1,318 @@
+"""HTTP client for the HostPMS API: OAuth, cursor pagination, the error table.
+
+What the API looks like (paths, parameters, headers, envelopes) comes from
+``contract``; this module decides how to behave towards it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import httpx
+import orjson
+from pydantic import ValidationError
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
+
+from hostpms_pipeline.hostpms import contract
+
+log = logging.getLogger(__name__)
+
+TOKEN_REFRESH_MARGIN_SECONDS = 60  # refresh this long before the token expires
+SERVER_ERROR_RETRIES = 3
+MAX_RATE_LIMIT_WAITS = 5
+
+
+class HostPMSError(Exception):
+    """Any failure talking to HostPMS; messages never carry secrets or guest data."""
+
+
+class InvalidCredentials(HostPMSError):
+    """401 invalid_client: wrong client id or secret. Never retried."""
+
+
+class UnknownProperty(HostPMSError):
+    """404: HostPMS does not know this property (or these credentials cannot see it)."""
+
+
+class ServiceUnavailable(HostPMSError):
+    """503: stop this sync without advancing its checkpoint; it resumes later."""
+
+    def __init__(self, message: str, retry_after: float | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class MalformedResponse(HostPMSError):
+    """A 200 whose body is not a page of the contract's shape: never landed."""
+
+
+class TransientServerError(HostPMSError):
+    """500, a timeout or a dropped connection: retried with backoff and jitter."""
+
+
+class RateLimited(HostPMSError):
+    def __init__(self, retry_after: float | None):
+        super().__init__("HostPMS rate limit exceeded")
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class Credentials:
+    client_id: str
+    client_secret: str = field(repr=False)
+
+
+class OAuthClientCredentials(httpx.Auth):
+    """Bearer auth with a cached client-credentials token.
+
+    The token is refreshed shortly before it expires and once more when a request
+    is answered ``401 invalid_token`` (expired early or revoked).
+    """
+
+    requires_response_body = True
+
+    def __init__(self, token_url: str, credentials: Credentials):
+        self._token_url = token_url
+        self._credentials = credentials
+        self._token: str | None = None
+        self._expires_at = 0.0
+        self.tokens_fetched = 0
+        self.tokens_refused = 0  # how often HostPMS answered 401 invalid_token
+
+    def auth_flow(self, request: httpx.Request) -> Iterator[httpx.Request]:
+        if self._needs_refresh():
+            yield from self._refresh()
+        request.headers["Authorization"] = f"Bearer {self._token}"
+        response = yield request
+        if response.status_code == 401 and _error_code(response) == contract.ERROR_INVALID_TOKEN:
+            self.tokens_refused += 1
+            self._token = None
+            yield from self._refresh()
+            request.headers["Authorization"] = f"Bearer {self._token}"
+            yield request
+
+    def _needs_refresh(self) -> bool:
+        return self._token is None or time.monotonic() >= self._expires_at
+
+    def _refresh(self) -> Iterator[httpx.Request]:
+        response = yield httpx.Request(
+            "POST",
+            self._token_url,
+            json={
+                "grant_type": "client_credentials",
+                "client_id": self._credentials.client_id,
+                "client_secret": self._credentials.client_secret,
+            },
+        )
+        if response.status_code == 401:
+            raise InvalidCredentials(
+                f"HostPMS refused client id {self._credentials.client_id!r}: invalid_client"
+            )
+        if response.status_code != 200:
+            raise TransientServerError(f"token endpoint answered {response.status_code}")
+        token = contract.TokenResponse.model_validate_json(response.content)
+        self._token = token.access_token
+        margin = min(TOKEN_REFRESH_MARGIN_SECONDS, token.expires_in / 10)
+        self._expires_at = time.monotonic() + token.expires_in - margin
+        self.tokens_fetched += 1
+
+
+def _error_code(response: httpx.Response) -> str | None:
+    try:
+        return response.json().get("error")
+    except (ValueError, AttributeError):
+        return None
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get(contract.HEADER_RETRY_AFTER)
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None
+
+
+@dataclass
+class RateLimitWindow:
+    """What the last response said about this endpoint's budget."""
+
+    remaining: int | None = None
+    reset_at: float | None = None  # unix seconds
+
+    def update(self, response: httpx.Response) -> None:
+        remaining = response.headers.get(contract.HEADER_RATE_REMAINING)
+        reset = response.headers.get(contract.HEADER_RATE_RESET)
+        if remaining is not None and reset is not None:
+            self.remaining, self.reset_at = int(remaining), float(reset)
+
+    def wait_if_exhausted(self) -> None:
+        if self.remaining == 0 and self.reset_at is not None:
+            delay = self.reset_at - time.time()
+            if delay > 0:
+                log.info("HostPMS budget for this endpoint is spent; waiting %.1fs", delay)
+                time.sleep(delay)
+            self.remaining = None
+
+
+@dataclass(frozen=True)
+class FetchedPage:
+    property_id: str
+    collection: contract.Collection
+    request_params: dict[str, Any]
+    records: list[dict[str, Any]]  # exactly as HostPMS sent them
+    next_cursor: str | None
+    received_at: datetime
+    max_updated_at: datetime | None
+
+
+class HostPMSClient:
+    def __init__(
+        self,
+        base_url: str,
+        credentials: Credentials,
+        *,
+        timeout: float = 30.0,
+        page_limit: int = contract.DEFAULT_PAGE_LIMIT,
+        max_backoff_seconds: float = 30.0,
+    ):
+        self.base_url = base_url.rstrip("/")
+        self.page_limit = page_limit
+        self.auth = OAuthClientCredentials(self.base_url + contract.TOKEN_PATH, credentials)
+        self._http = httpx.Client(base_url=self.base_url, auth=self.auth, timeout=timeout)
+        self._windows: dict[str, RateLimitWindow] = {}
+        self._max_backoff = max_backoff_seconds
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> HostPMSClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def iter_pages(
+        self,
+        property_id: str,
+        collection: contract.Collection,
+        *,
+        updated_since: datetime | None = None,
+        updated_before: datetime | None = None,
+        cursor: str | None = None,
+    ) -> Iterator[FetchedPage]:
+        """Pages in the contract's (updated_at, id) order, starting at ``cursor`` if given."""
+        while True:
+            params: dict[str, Any] = {contract.PARAM_LIMIT: self.page_limit}
+            if updated_since is not None:
+                params[contract.PARAM_UPDATED_SINCE] = contract.format_timestamp(updated_since)
+            if updated_before is not None:
+                params[contract.PARAM_UPDATED_BEFORE] = contract.format_timestamp(updated_before)
+            if cursor is not None:
+                params[contract.PARAM_CURSOR] = cursor
+            page = self.fetch_page(property_id, collection, params)
+            yield page
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    def fetch_page(
+        self, property_id: str, collection: contract.Collection, params: dict[str, Any]
+    ) -> FetchedPage:
+        path = contract.collection_path(property_id, collection)
+        response = self._get_with_retries(path, params, endpoint=collection)
+        received_at = datetime.now().astimezone()
+        try:
+            body = orjson.loads(response.content)
+            page = contract.Page.model_validate(body)
+        except (orjson.JSONDecodeError, ValidationError) as error:
+            raise MalformedResponse(
+                f"{path}: response is not a page of the contract's shape ({type(error).__name__})"
+            ) from None
+        max_updated = max((record.updated_at for record in page.data), default=None)
+        return FetchedPage(
+            property_id=property_id,
+            collection=collection,
+            request_params=params,
+            records=body["data"],
+            next_cursor=page.next_cursor,
+            received_at=received_at,
+            max_updated_at=max_updated,
+        )
+
+    def _get_with_retries(self, path: str, params: dict[str, Any], endpoint: str) -> httpx.Response:
+        window = self._windows.setdefault(endpoint, RateLimitWindow())
+        retrying = Retrying(
+            retry=retry_if_exception_type((TransientServerError, RateLimited)),
+            stop=_stop_for(SERVER_ERROR_RETRIES, MAX_RATE_LIMIT_WAITS),
+            wait=_wait_for(self._max_backoff),
+            reraise=True,
+        )
+        for attempt in retrying:
+            with attempt:
+                window.wait_if_exhausted()
+                response = self._get_once(path, params)
+                window.update(response)
+        return response
+
+    def _get_once(self, path: str, params: dict[str, Any]) -> httpx.Response:
+        try:
+            response = self._http.get(path, params=params)
+        except (httpx.TimeoutException, httpx.TransportError) as error:
+            raise TransientServerError(f"{path}: {type(error).__name__}") from None
+        status = response.status_code
+        if status == 200:
+            return response
+        if status == 401:
+            raise InvalidCredentials(f"{path}: token refused after one refresh")
+        if status == 404:
+            raise UnknownProperty(f"{path}: HostPMS does not know this property")
+        if status == 429:
+            raise RateLimited(_retry_after(response))
+        if status == 503:
+            raise ServiceUnavailable(f"{path}: HostPMS is unavailable", _retry_after(response))
+        if status >= 500:
+            raise TransientServerError(f"{path}: HostPMS answered {status}")
+        raise HostPMSError(f"{path}: unexpected status {status}")
+
+
+def _stop_for(server_retries: int, rate_limit_waits: int):
+    """Up to 3 retries for server errors; rate-limit waits are counted on their own."""
+
+    def stop(state: RetryCallState) -> bool:
+        error = state.outcome.exception() if state.outcome else None
+        if isinstance(error, RateLimited):
+            return _count(state, RateLimited) > rate_limit_waits
+        return _count(state, TransientServerError) > server_retries
+
+    return stop
+
+
+def _count(state: RetryCallState, kind: type[BaseException]) -> int:
+    counts = state.retry_object.statistics.setdefault("counts", {})
+    error = state.outcome.exception() if state.outcome else None
+    if isinstance(error, kind):
+        counts[kind.__name__] = counts.get(kind.__name__, 0) + 1
+    return counts.get(kind.__name__, 0)
+
+
+def _wait_for(max_backoff: float):
+    backoff = wait_exponential_jitter(initial=0.5, max=max_backoff)
+
+    def wait(state: RetryCallState) -> float:
+        error = state.outcome.exception() if state.outcome else None
+        if isinstance(error, RateLimited) and error.retry_after is not None:
+            return error.retry_after
+        return backoff(state)
+
+    return wait

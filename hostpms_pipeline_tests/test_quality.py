@@ -1,0 +1,116 @@
+"""Each data-quality rule passes on a good table and catches the fault it exists for."""
+
+from datetime import UTC, date, datetime
+from decimal import Decimal
+
+import pyarrow as pa
+import pytest
+
+from hostpms_pipeline import quality
+from hostpms_pipeline.booking_schema import BOOKING_SCHEMA
+
+
+def booking(**overrides) -> dict:
+    row = {
+        "id": "6f1d7c1e-0000-5000-8000-000000000001",
+        "external_id": "RSV-1",
+        "source": "hostpms",
+        "hotel_id": "PT-LIS-001",
+        "guest_name": "x",
+        "guest_email": "x",
+        "guest_phone": "x",
+        "room_number": "201",
+        "room_type": "Double Room",
+        "room_type_original": "Quarto Duplo",
+        "check_in_date": date(2024, 3, 20),
+        "check_out_date": date(2024, 3, 25),
+        "booked_at": datetime(2024, 3, 1, 10, 30, tzinfo=UTC),
+        "total_amount": Decimal("450.00"),
+        "currency": "EUR",
+        "iva_amount": Decimal("103.50"),
+        "tourist_tax_amount": Decimal("10.00"),
+        "rate_plan": "flexible",
+        "rate_plan_original": "Flexível",
+        "status": "confirmed",
+        "status_original": "confirmado",
+        "channel": "ota",
+        "channel_original": "booking_com",
+        "payment_method": "credit_card",
+        "lead_time": 19,
+        "length_of_stay": 5,
+        "source_updated_at": datetime(2024, 3, 15, 14, tzinfo=UTC),
+        "event_received_at": None,
+        "raw_location": "raw/x.json",
+        "state_hash": "h",
+        "synced_at": datetime(2024, 3, 15, 14, 30, tzinfo=UTC),
+        "version": 1,
+    }
+    row.update(overrides)
+    return row
+
+
+def table(*rows: dict) -> pa.Table:
+    # Nullability is the schema's promise about well-formed batches; the rules must
+    # still see nulls, so build without the non-null constraints.
+    relaxed = pa.schema([field.with_nullable(True) for field in BOOKING_SCHEMA])
+    return pa.Table.from_pylist(list(rows), schema=relaxed)
+
+
+GOOD = table(booking(), booking(id="6f1d7c1e-0000-5000-8000-000000000002", external_id="RSV-2"))
+
+RULES = [
+    quality.unique_key,
+    quality.required_fields,
+    quality.checkout_after_checkin,
+    quality.stay_and_lead_time_match_dates,
+    quality.currency_is_iso_4217,
+    quality.totals_not_negative,
+    quality.mapped_values_known,
+    quality.iva_consistent_with_country,
+]
+
+
+@pytest.mark.parametrize("rule", RULES, ids=lambda rule: rule.__name__)
+def test_rule_passes_on_good_bookings(rule):
+    assert rule(GOOD).passed
+
+
+BAD_CASES = [
+    (quality.unique_key, table(booking(), booking())),
+    (quality.required_fields, table(booking(currency=None))),
+    (quality.checkout_after_checkin, table(booking(check_out_date=date(2024, 3, 20), length_of_stay=0))),
+    (quality.stay_and_lead_time_match_dates, table(booking(length_of_stay=4))),
+    (quality.stay_and_lead_time_match_dates, table(booking(lead_time=20))),
+    (quality.currency_is_iso_4217, table(booking(currency="EU"))),
+    (quality.currency_is_iso_4217, table(booking(currency="eur"))),
+    (quality.totals_not_negative, table(booking(total_amount=Decimal("-0.01")))),
+    (quality.mapped_values_known, table(booking(status="unknown", status_original="pendente"))),
+    (quality.iva_consistent_with_country, table(booking(iva_amount=Decimal("50.00")))),
+]
+
+
+@pytest.mark.parametrize("rule, bad", BAD_CASES, ids=lambda v: getattr(v, "__name__", ""))
+def test_rule_catches_its_fault(rule, bad):
+    outcome = rule(bad)
+    assert not outcome.passed
+    assert outcome.failing >= 1
+
+
+def test_unknown_values_are_counted_by_field_and_original_value():
+    bad = table(
+        booking(status="unknown", status_original="pendente"),
+        booking(id="b", external_id="RSV-2", status="unknown", status_original="pendente"),
+        booking(id="c", external_id="RSV-3", channel="unknown", channel_original="telefone"),
+    )
+    outcome = quality.mapped_values_known(bad)
+    assert outcome.metadata["unknown_values"] == {"status": {"pendente": 2}, "channel": {"telefone": 1}}
+
+
+def test_iva_accepts_spanish_rate_included_in_total():
+    # 110.00 with 10% IVA included: 10.00 of it is tax.
+    spanish = table(booking(hotel_id="ES-MAD-001", total_amount=Decimal("110.00"), iva_amount=Decimal("10.00")))
+    assert quality.iva_consistent_with_country(spanish).passed
+    portuguese_rate_in_spain = table(
+        booking(hotel_id="ES-MAD-001", total_amount=Decimal("100.00"), iva_amount=Decimal("6.00"))
+    )
+    assert not quality.iva_consistent_with_country(portuguese_rate_in_spain).passed
