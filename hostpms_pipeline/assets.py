@@ -1,0 +1,220 @@
+"""Software-defined assets: raw_reservations → mapped_bookings → deduplicated_bookings → bookings (PostgreSQL) and bookings_parquet.
+
+Each asset is a thin shell over ``landing`` and ``pipeline`` (which the CLI and
+the benchmarks call too) that adds what a person sees in the UI.
+"""
+
+import time
+from datetime import UTC, datetime, timedelta
+
+import pyarrow as pa
+from dagster import (
+    AssetExecutionContext,
+    AssetIn,
+    Backoff,
+    FreshnessPolicy,
+    Jitter,
+    MaterializeResult,
+    MetadataValue,
+    Output,
+    RetryPolicy,
+    asset,
+)
+
+from hostpms_pipeline import landing, pipeline
+from hostpms_pipeline.checks import ACCOUNTED_FOR_SPEC, QUALITY_SPECS, evaluate_accounted_for, evaluate_quality
+from hostpms_pipeline.keys import (
+    BOOKINGS,
+    BOOKINGS_PARQUET,
+    DEDUPLICATED_BOOKINGS,
+    MAPPED_BOOKINGS,
+    RAW_RESERVATIONS,
+)
+from hostpms_pipeline.mapping import load_mapping_tables
+from hostpms_pipeline.partitions import property_month_partitions, sync_scope
+from hostpms_pipeline.resources import HostPMSResource, ObjectStoreResource, PostgresResource
+from hostpms_pipeline.settings import get_settings
+
+
+# 503 and transient failures are retried by Dagster, later, from the checkpoint.
+SYNC_RETRY_POLICY = RetryPolicy(
+    max_retries=3, delay=60, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS
+)
+PREVIEW_ROWS = 10
+PREVIEW_COLUMNS = [
+    "external_id", "hotel_id", "check_in_date", "check_out_date", "total_amount",
+    "currency", "status", "channel", "room_type", "version",
+]  # fmt: skip
+
+
+def _preview(table: pa.Table) -> MetadataValue:
+    head = table.select([c for c in PREVIEW_COLUMNS if c in table.column_names]).slice(0, PREVIEW_ROWS)
+    return MetadataValue.md(head.to_pandas().to_markdown(index=False) if head.num_rows else "_no rows_")
+
+
+@asset(
+    key=RAW_RESERVATIONS,
+    group_name="hostpms_ingest",
+    partitions_def=property_month_partitions,
+    retry_policy=SYNC_RETRY_POLICY,
+    kinds={"python", "s3"},
+    description="Reservation pages polled from HostPMS, landed as JSON in the raw bucket.",
+)
+def raw_reservations(
+    context: AssetExecutionContext,
+    hostpms: HostPMSResource,
+    raw_store: ObjectStoreResource,
+    postgres: PostgresResource,
+) -> MaterializeResult:
+    scope = sync_scope(context.partition_key)
+    started = time.monotonic()
+
+    def progress(page: landing.FetchedPage) -> None:
+        context.log.info(f"{scope.property_id}: landed a page of {len(page.records)} reservations")
+
+    store = raw_store.open()
+    with hostpms.client(scope.property_id) as client:
+        if scope.is_live():
+            result = landing.sync_incremental(
+                client, store, postgres.connect, scope.property_id, progress=progress
+            )
+        else:
+            result = landing.sync_window(
+                client, store, postgres.connect, scope.property_id,
+                scope.window_start, scope.window_end, progress=progress,
+            )  # fmt: skip
+    return MaterializeResult(
+        metadata={
+            "mode": "incremental" if scope.is_live() else "window",
+            "pages": result.pages,
+            "dagster/row_count": result.records,
+            "watermark": str(result.watermark) if result.watermark else "none",
+            "duration_seconds": round(time.monotonic() - started, 2),
+        }
+    )
+
+
+@asset(
+    key=MAPPED_BOOKINGS,
+    deps=[RAW_RESERVATIONS],
+    group_name="hostpms_transform",
+    partitions_def=property_month_partitions,
+    kinds={"python", "pyarrow"},
+    check_specs=[ACCOUNTED_FOR_SPEC],
+    description=(
+        "Every landed raw reservation not yet loaded, mapped from Portuguese/Spanish to the "
+        "unified booking; records that cannot be bookings are set aside with their reason."
+    ),
+)
+def mapped_bookings(
+    context: AssetExecutionContext, raw_store: ObjectStoreResource, postgres: PostgresResource
+):
+    scope = sync_scope(context.partition_key)
+    started = time.monotonic()
+    with postgres.connect() as conn:
+        raw = pipeline.read_pending(raw_store.open(), conn, scope.property_id)
+    batch = pipeline.map_batch(raw, load_mapping_tables(get_settings().mapping_file))
+    yield Output(
+        batch,
+        metadata={
+            "raw_files": len(batch.locations),
+            "rows_in": batch.raw_count,
+            "dagster/row_count": batch.bookings.num_rows,
+            "rejected": batch.rejected.num_rows,
+            "rejects_by_reason": MetadataValue.json(batch.rejects_by_reason()),
+            "unknown_values": MetadataValue.json(batch.unknown_values()),
+            "duration_seconds": round(time.monotonic() - started, 2),
+        },
+    )
+    yield evaluate_accounted_for(batch)
+
+
+@asset(
+    key=DEDUPLICATED_BOOKINGS,
+    ins={"mapped_bookings": AssetIn(MAPPED_BOOKINGS)},
+    group_name="hostpms_transform",
+    partitions_def=property_month_partitions,
+    kinds={"python", "pyarrow"},
+    check_specs=QUALITY_SPECS,
+    description="One row per (source, external_id, hotel_id): the latest updated_at wins.",
+)
+def deduplicated_bookings(context: AssetExecutionContext, mapped_bookings: pipeline.MappedBatch):
+    started = time.monotonic()
+    batch = pipeline.deduplicate(mapped_bookings)
+    yield Output(
+        batch,
+        metadata={
+            "rows_in": mapped_bookings.bookings.num_rows,
+            "dagster/row_count": batch.bookings.num_rows,
+            "duplicates_dropped": mapped_bookings.bookings.num_rows - batch.bookings.num_rows,
+            "preview": _preview(batch.bookings),
+            "duration_seconds": round(time.monotonic() - started, 2),
+        },
+    )
+    yield from evaluate_quality(batch.bookings)
+
+
+@asset(
+    key=BOOKINGS,
+    ins={"deduplicated_bookings": AssetIn(DEDUPLICATED_BOOKINGS)},
+    group_name="hostpms_warehouse",
+    partitions_def=property_month_partitions,
+    kinds={"postgres"},
+    freshness_policy=FreshnessPolicy.time_window(fail_window=timedelta(hours=2)),
+    description="The unified bookings table in PostgreSQL (upsert: a newer state only).",
+)
+def bookings(
+    context: AssetExecutionContext,
+    deduplicated_bookings: pipeline.MappedBatch,
+    postgres: PostgresResource,
+) -> Output[pipeline.LoadResult]:
+    started = time.monotonic()
+    with postgres.connect() as conn:
+        result = pipeline.load_postgres(conn, deduplicated_bookings)
+    stats = result.stats
+    return Output(
+        result,
+        metadata={
+            "inserted": stats.inserted,
+            "versions_bumped": stats.updated,
+            "unchanged": stats.unchanged,
+            "older_state_ignored": stats.stale,
+            "rejected_written": result.rejected_written,
+            "raw_files_processed": result.files_processed,
+            "dagster/row_count": stats.inserted + stats.updated,
+            "duration_seconds": round(time.monotonic() - started, 2),
+        },
+    )
+
+
+@asset(
+    key=BOOKINGS_PARQUET,
+    ins={"bookings": AssetIn(BOOKINGS)},
+    group_name="hostpms_warehouse",
+    partitions_def=property_month_partitions,
+    kinds={"parquet", "s3"},
+    description=(
+        "bookings as Parquet at {processed}/bookings/source=hostpms/year=/month=/day=, by the "
+        "booking's own date; each run rewrites only the day partitions it touched."
+    ),
+)
+def bookings_parquet(
+    context: AssetExecutionContext,
+    bookings: pipeline.LoadResult,
+    postgres: PostgresResource,
+    processed_store: ObjectStoreResource,
+) -> MaterializeResult:
+    started = time.monotonic()
+    with postgres.connect() as conn:
+        rows = pipeline.export_parquet(conn, processed_store.url, bookings.touched_partitions)
+    return MaterializeResult(
+        metadata={
+            "partitions_rewritten": len(bookings.touched_partitions),
+            "rows_written": rows,
+            "exported_at": datetime.now(UTC).isoformat(),
+            "duration_seconds": round(time.monotonic() - started, 2),
+        }
+    )
+
+
+pipeline_assets = [raw_reservations, mapped_bookings, deduplicated_bookings, bookings, bookings_parquet]

@@ -1,0 +1,21 @@
+"""The code location: one ``Definitions`` object for the whole connector."""
+
+from dagster import Definitions, in_process_executor
+
+from hostpms_pipeline.assets import pipeline_assets
+from hostpms_pipeline.checks import pipeline_checks
+from hostpms_pipeline.jobs import hostpms_sync_job
+from hostpms_pipeline.resources import build_resources
+from hostpms_pipeline.schedules import hostpms_hourly_poll
+from hostpms_pipeline.settings import get_settings
+
+defs = Definitions(
+    assets=pipeline_assets,
+    asset_checks=pipeline_checks,
+    jobs=[hostpms_sync_job],
+    schedules=[hostpms_hourly_poll],
+    resources=build_resources(get_settings()),
+    # The steps of one sync run one after the other on Arrow tables; one process
+    # avoids re-importing the project for every step.
+    executor=in_process_executor,
+)

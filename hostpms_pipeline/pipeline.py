@@ -1,0 +1,119 @@
+"""The ETL steps behind the assets: raw files → mapped → deduplicated → PostgreSQL and Parquet.
+
+Assets, the ``hostpms`` command and the benchmarks all call these, so what is
+measured is what runs. Work is columnar (Arrow) from the raw JSON onwards.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import psycopg
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from hostpms_pipeline import booking_store, checkpoints, parquet_store, transform
+from hostpms_pipeline.booking_schema import BOOKING_KEY, MAPPED_FIELDS, UNKNOWN
+from hostpms_pipeline.mapping import MappingTables
+from hostpms_pipeline.storage import ObjectStore
+
+READ_THREADS = 8  # object-store reads are I/O bound (S3 round trips)
+
+
+@dataclass
+class RawBatch:
+    """Landed raw files not yet processed, read into one Arrow table."""
+
+    locations: list[str]
+    records: pa.Table
+
+    @property
+    def record_count(self) -> int:
+        return self.records.num_rows
+
+
+@dataclass
+class MappedBatch:
+    locations: list[str]
+    raw_count: int
+    bookings: pa.Table
+    rejected: pa.Table
+
+    def unknown_values(self) -> dict[str, dict[str, int]]:
+        """Per mapped field, how often each unmapped original value occurred."""
+        report: dict[str, dict[str, int]] = {}
+        for mapped, original in MAPPED_FIELDS.items():
+            unknown = pc.equal(self.bookings[mapped], UNKNOWN)
+            originals = self.bookings.filter(unknown)[original]
+            counts = pc.value_counts(pc.fill_null(originals, "<missing>"))
+            values = {item["values"].as_py(): item["counts"].as_py() for item in counts}
+            if values:
+                report[mapped] = values
+        return report
+
+    def rejects_by_reason(self) -> dict[str, int]:
+        counts = pc.value_counts(self.rejected["reason"]) if self.rejected.num_rows else []
+        return {item["values"].as_py(): item["counts"].as_py() for item in counts}
+
+
+@dataclass
+class LoadResult:
+    stats: booking_store.UpsertStats
+    rejected_written: int
+    files_processed: int
+    touched_partitions: set[tuple[int, int, int]] = field(default_factory=set)
+
+
+def read_pending(
+    store: ObjectStore, conn: psycopg.Connection, property_id: str | None = None
+) -> RawBatch:
+    locations = checkpoints.pending_files(conn, property_id=property_id)
+    return read_files(store, locations)
+
+
+def read_files(store: ObjectStore, locations: list[str]) -> RawBatch:
+    with ThreadPoolExecutor(READ_THREADS) as pool:
+        contents = list(pool.map(store.get_location, locations))
+    return RawBatch(locations, transform.read_landed(zip(locations, contents)))
+
+
+def map_batch(raw: RawBatch, tables: MappingTables, synced_at: datetime | None = None) -> MappedBatch:
+    bookings, rejected = transform.to_bookings(raw.records, tables, synced_at or datetime.now(UTC))
+    return MappedBatch(raw.locations, raw.record_count, bookings, rejected)
+
+
+def deduplicate(batch: MappedBatch) -> MappedBatch:
+    return MappedBatch(
+        batch.locations, batch.raw_count, transform.deduplicate(batch.bookings), batch.rejected
+    )
+
+
+def load_postgres(conn: psycopg.Connection, batch: MappedBatch) -> LoadResult:
+    """One transaction: upsert bookings, keep rejects, mark the raw files processed.
+
+    A failure anywhere leaves none of it written, and the files stay pending for
+    the next run.
+    """
+    with conn.transaction():
+        stats = booking_store.upsert_bookings(conn, batch.bookings)
+        rejected = booking_store.insert_rejected(conn, batch.rejected)
+        checkpoints.mark_processed(conn, batch.locations)
+    return LoadResult(stats, rejected, len(batch.locations), set(stats.touched_partitions))
+
+
+def export_parquet(
+    conn: psycopg.Connection, processed_url: str, partitions: set[tuple[int, int, int]]
+) -> int:
+    """Rewrite the touched day partitions from PostgreSQL, so Parquet equals PostgreSQL."""
+    if not partitions:
+        return 0
+    rows = booking_store.fetch_bookings(conn, partitions=partitions)
+    parquet_store.replace_partitions(processed_url, rows, partitions)
+    return rows.num_rows
+
+
+def key_set(table: pa.Table) -> set[tuple[str, str, str]]:
+    columns = [table[name].to_pylist() for name in BOOKING_KEY]
+    return set(zip(*columns))

@@ -1,0 +1,131 @@
+"""Dagster resources: one ``ConfigurableResource`` per external system.
+
+Each falls back to the embedded default when its URL is not set: the HostPMS
+simulator, a local folder for each bucket, a private PostgreSQL server.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from typing import ClassVar
+
+import psycopg
+from dagster import ConfigurableResource, EnvVar
+from pydantic import SecretStr
+
+from hostpms_pipeline import database
+from hostpms_pipeline.credentials import SecretProvider
+from hostpms_pipeline.hostpms.client import HostPMSClient
+from hostpms_pipeline.settings import Settings, get_settings
+from hostpms_pipeline.storage import ObjectStore, open_store
+
+
+class HostPMSResource(ConfigurableResource):
+    """The HostPMS API; the embedded simulator when ``base_url`` is not set."""
+
+    base_url: str | None = None
+    client_id: str | None = None
+    client_secret: str | None = None
+    use_secrets_manager: bool = False
+    page_limit: int = 100
+    timeout_seconds: float = 30.0
+
+    # One embedded simulator per process, shared by every resource instance.
+    _embedded: ClassVar[dict[str, object]] = {}
+    _embedded_lock: ClassVar[threading.Lock] = threading.Lock()
+
+    def resolved_base_url(self) -> str:
+        if self.base_url:
+            return self.base_url
+        with self._embedded_lock:
+            if "running" not in self._embedded:
+                from hostpms_pipeline.simulator.config import SimulatorConfig
+                from hostpms_pipeline.simulator.server import run_in_background
+                from hostpms_pipeline.simulator.service import HostPMSSimulator
+
+                simulator = HostPMSSimulator(SimulatorConfig.from_settings(get_settings()))
+                stack = ExitStack()
+                self._embedded["running"] = stack.enter_context(run_in_background(simulator))
+                self._embedded["stack"] = stack
+            return self._embedded["running"].base_url  # type: ignore[attr-defined]
+
+    def _secrets(self) -> SecretProvider:
+        settings = get_settings().model_copy(
+            update={
+                "api_base_url": self.base_url,
+                "client_id": self.client_id,
+                "client_secret": SecretStr(self.client_secret) if self.client_secret else None,
+                "use_secrets_manager": self.use_secrets_manager,
+            }
+        )
+        return SecretProvider(settings)
+
+    @contextmanager
+    def client(self, property_id: str) -> Iterator[HostPMSClient]:
+        credentials = self._secrets().oauth_credentials(property_id)
+        with HostPMSClient(
+            self.resolved_base_url(),
+            credentials,
+            timeout=self.timeout_seconds,
+            page_limit=self.page_limit,
+        ) as client:
+            yield client
+
+
+class ObjectStoreResource(ConfigurableResource):
+    """A bucket: ``s3://bucket[/prefix]`` or a local folder."""
+
+    url: str
+
+    def open(self) -> ObjectStore:
+        return open_store(self.url)
+
+
+class PostgresResource(ConfigurableResource):
+    """The warehouse; a private embedded server when ``url`` is not set."""
+
+    url: str | None = None
+    db_schema: str = "public"
+
+    # Migrations run once per process and database, however often resources are rebuilt.
+    _migrated: ClassVar[set[tuple[str, str]]] = set()
+
+    def resolved_url(self) -> str:
+        if self.url:
+            return self.url
+        return database.database_url(get_settings())
+
+    @contextmanager
+    def connect(self) -> Iterator[psycopg.Connection]:
+        url = self.resolved_url()
+        if (url, self.db_schema) not in self._migrated:
+            database.migrate(url, self.db_schema)
+            self._migrated.add((url, self.db_schema))
+        with database.connect(url, self.db_schema) as conn:
+            yield conn
+
+
+def _secret_env(name: str) -> EnvVar | None:
+    return EnvVar(name) if os.getenv(name) else None
+
+
+def build_resources(settings: Settings) -> dict[str, ConfigurableResource]:
+    """Resources from settings; secrets stay ``EnvVar`` so Dagster never displays them."""
+    return {
+        "hostpms": HostPMSResource(
+            base_url=settings.api_base_url,
+            client_id=settings.client_id,
+            client_secret=_secret_env("HOSTPMS_CLIENT_SECRET"),
+            use_secrets_manager=settings.use_secrets_manager,
+            page_limit=settings.page_limit,
+            timeout_seconds=settings.http_timeout_seconds,
+        ),
+        "raw_store": ObjectStoreResource(url=settings.resolved_raw_url),
+        "processed_store": ObjectStoreResource(url=settings.resolved_processed_url),
+        "postgres": PostgresResource(
+            url=_secret_env("HOSTPMS_DATABASE_URL"), db_schema=settings.db_schema
+        ),
+    }
