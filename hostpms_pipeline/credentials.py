@@ -8,6 +8,7 @@ rotation is picked up without a restart. Nothing here logs a secret's value.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +20,9 @@ from hostpms_pipeline.hostpms.client import Credentials
 from hostpms_pipeline.settings import SIMULATOR_CLIENT_ID, SIMULATOR_CLIENT_SECRET, Settings
 
 CACHE_SECONDS = 300
+# botocore logs whole response bodies at DEBUG, secret values included: never below INFO.
+for _logger in ("botocore", "boto3"):
+    logging.getLogger(_logger).setLevel(max(logging.getLogger(_logger).level, logging.INFO))
 
 
 class MissingSecret(Exception):
