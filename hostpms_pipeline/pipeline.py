@@ -114,6 +114,31 @@ def export_parquet(
     return rows.num_rows
 
 
+def process_pending(
+    store: ObjectStore,
+    conn: psycopg.Connection,
+    processed_url: str,
+    tables: MappingTables,
+    *,
+    property_id: str | None = None,
+    files_per_chunk: int = 400,
+) -> list[LoadResult]:
+    """Every pending raw file through map, dedup and PostgreSQL, a chunk of files at a time.
+
+    Memory stays bounded by the chunk, however many files are pending; each chunk
+    commits on its own, so a failure keeps what earlier chunks loaded and leaves
+    the rest pending. The touched Parquet partitions are rewritten once at the end.
+    """
+    locations = checkpoints.pending_files(conn, property_id=property_id)
+    results = []
+    for start in range(0, len(locations), files_per_chunk):
+        raw = read_files(store, locations[start : start + files_per_chunk])
+        results.append(load_postgres(conn, deduplicate(map_batch(raw, tables))))
+    touched = set().union(*(result.touched_partitions for result in results))
+    export_parquet(conn, processed_url, touched)
+    return results
+
+
 def key_set(table: pa.Table) -> set[tuple[str, str, str]]:
     columns = [table[name].to_pylist() for name in BOOKING_KEY]
     return set(zip(*columns))

