@@ -167,13 +167,12 @@ def bookings(
     context: AssetExecutionContext,
     deduplicated_bookings: pipeline.MappedBatch,
     postgres: PostgresResource,
-) -> Output[pipeline.LoadResult]:
+) -> MaterializeResult:
     started = time.monotonic()
     with postgres.connect() as conn:
         result = pipeline.load_postgres(conn, deduplicated_bookings)
     stats = result.stats
-    return Output(
-        result,
+    return MaterializeResult(
         metadata={
             "inserted": stats.inserted,
             "versions_bumped": stats.updated,
@@ -189,7 +188,7 @@ def bookings(
 
 @asset(
     key=BOOKINGS_PARQUET,
-    ins={"bookings": AssetIn(BOOKINGS)},
+    deps=[BOOKINGS],
     group_name="hostpms_warehouse",
     partitions_def=property_month_partitions,
     kinds={"parquet", "s3"},
@@ -200,17 +199,16 @@ def bookings(
 )
 def bookings_parquet(
     context: AssetExecutionContext,
-    bookings: pipeline.LoadResult,
     postgres: PostgresResource,
     processed_store: ObjectStoreResource,
 ) -> MaterializeResult:
     started = time.monotonic()
     with postgres.connect() as conn:
-        rows = pipeline.export_parquet(conn, processed_store.url, bookings.touched_partitions)
+        exported = pipeline.export_parquet(conn, processed_store.url)
     return MaterializeResult(
         metadata={
-            "partitions_rewritten": len(bookings.touched_partitions),
-            "rows_written": rows,
+            "partitions_rewritten": exported.partitions,
+            "rows_written": exported.rows,
             "exported_at": datetime.now(UTC).isoformat(),
             "duration_seconds": round(time.monotonic() - started, 2),
         }

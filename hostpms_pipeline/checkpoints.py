@@ -8,13 +8,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Literal
 
 import psycopg
 from psycopg.rows import class_row
 
+from hostpms_pipeline.database import advisory_key
+
 RawFileKind = Literal["polling", "webhook"]
+Partition = tuple[int, int, int]  # a booked_at day (UTC): one Parquet partition
 
 
 @dataclass(frozen=True)
@@ -122,3 +125,22 @@ def last_sync_times(conn: psycopg.Connection, collection: str) -> dict[str, date
         (collection,),
     )
     return {property_id: moment for property_id, moment in rows}
+
+
+def enqueue_parquet_partitions(conn: psycopg.Connection, partitions: Iterable[Partition | None]) -> None:
+    """Queue booked_at days for a Parquet rewrite (call inside the upsert's transaction)."""
+    days = [date(*partition) if partition else None for partition in partitions]
+    if days:
+        conn.execute(
+            "INSERT INTO parquet_outbox (day) SELECT unnest(%s::date[]) ON CONFLICT DO NOTHING", (days,)
+        )
+
+
+def take_parquet_partitions(conn: psycopg.Connection) -> list[Partition | None]:
+    """Claim every queued day (call inside the export's transaction; rolled back if it fails).
+
+    Exports serialise on an advisory lock, so one never overwrites a newer one's files.
+    """
+    conn.execute("SELECT pg_advisory_xact_lock(%s)", (advisory_key("parquet", "export"),))
+    rows = conn.execute("DELETE FROM parquet_outbox RETURNING day").fetchall()
+    return [(day.year, day.month, day.day) if day else None for (day,) in rows]

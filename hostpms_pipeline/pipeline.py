@@ -63,7 +63,7 @@ class LoadResult:
     stats: booking_store.UpsertStats
     rejected_written: int
     files_processed: int
-    touched_partitions: set[tuple[int, int, int]] = field(default_factory=set)
+    touched_partitions: set[checkpoints.Partition | None] = field(default_factory=set)
 
 
 def read_pending(
@@ -100,18 +100,29 @@ def load_postgres(conn: psycopg.Connection, batch: MappedBatch) -> LoadResult:
         stats = booking_store.upsert_bookings(conn, batch.bookings)
         rejected = booking_store.insert_rejected(conn, batch.rejected)
         checkpoints.mark_processed(conn, batch.locations)
+        checkpoints.enqueue_parquet_partitions(conn, stats.touched_partitions)
     return LoadResult(stats, rejected, len(batch.locations), set(stats.touched_partitions))
 
 
-def export_parquet(
-    conn: psycopg.Connection, processed_url: str, partitions: set[tuple[int, int, int]]
-) -> int:
-    """Rewrite the touched day partitions from PostgreSQL, so Parquet equals PostgreSQL."""
-    if not partitions:
-        return 0
-    rows = booking_store.fetch_bookings(conn, partitions=partitions)
-    parquet_store.replace_partitions(processed_url, rows, partitions)
-    return rows.num_rows
+@dataclass
+class ExportResult:
+    partitions: int
+    rows: int
+
+
+def export_parquet(conn: psycopg.Connection, processed_url: str) -> ExportResult:
+    """Rewrite every queued day partition from PostgreSQL, so Parquet equals PostgreSQL.
+
+    The queue is emptied only if the rewrite succeeds; otherwise the next export
+    (of any run) retries those days.
+    """
+    with conn.transaction():
+        partitions = checkpoints.take_parquet_partitions(conn)
+        if not partitions:
+            return ExportResult(0, 0)
+        rows = booking_store.fetch_bookings(conn, partitions=partitions)
+        parquet_store.replace_partitions(processed_url, rows, partitions)
+    return ExportResult(len(partitions), rows.num_rows)
 
 
 def process_pending(
@@ -134,8 +145,7 @@ def process_pending(
     for start in range(0, len(locations), files_per_chunk):
         raw = read_files(store, locations[start : start + files_per_chunk])
         results.append(load_postgres(conn, deduplicate(map_batch(raw, tables))))
-    touched = set().union(*(result.touched_partitions for result in results))
-    export_parquet(conn, processed_url, touched)
+    export_parquet(conn, processed_url)
     return results
 
 

@@ -23,6 +23,7 @@ from hostpms_pipeline.settings import Settings
 
 EXPECTED_TABLES = {
     "bookings",
+    "parquet_outbox",
     "rejected_records",
     "sync_checkpoints",
     "raw_files",

@@ -118,3 +118,17 @@ def test_backfill_of_one_past_month_loads_exactly_that_window(resources, instanc
     assert all(scope.window_start <= moment < scope.window_end for moment in updated)
     with database.connect(resources["postgres"].url, resources["postgres"].db_schema) as conn:
         assert conn.execute("SELECT count(*) FROM sync_checkpoints").fetchone()[0] == 0
+
+
+def test_a_failed_parquet_export_is_caught_up_by_the_next_one(resources, instance, tmp_path):
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("a file where the processed bucket should be")
+    failing = {**resources, "processed_store": ObjectStoreResource(url=str(blocked))}
+    result = run(failing, instance, live_partition_key("PT-LIS-001"))
+    assert not result.success  # PostgreSQL committed, Parquet could not be written
+    with resources["postgres"].connect() as conn:
+        exported = pipeline.export_parquet(conn, resources["processed_store"].url)
+        in_postgres = booking_store.booking_keys(conn)
+    assert exported.partitions > 0 and exported.rows == in_postgres.num_rows
+    parquet = parquet_store.read_bookings(resources["processed_store"].url)
+    assert pipeline.key_set(parquet) == pipeline.key_set(in_postgres)
