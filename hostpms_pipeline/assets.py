@@ -5,6 +5,8 @@ the benchmarks call too) that adds what a person sees in the UI.
 """
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import pyarrow as pa
@@ -12,6 +14,7 @@ from dagster import (
     AssetExecutionContext,
     AssetIn,
     Backoff,
+    Failure,
     FreshnessPolicy,
     Jitter,
     MaterializeResult,
@@ -22,6 +25,8 @@ from dagster import (
 )
 
 from hostpms_pipeline import landing, pipeline
+from hostpms_pipeline.credentials import MissingSecret
+from hostpms_pipeline.hostpms.client import InvalidCredentials, UnknownProperty
 from hostpms_pipeline.checks import ACCOUNTED_FOR_SPEC, QUALITY_SPECS, evaluate_accounted_for, evaluate_quality
 from hostpms_pipeline.keys import (
     BOOKINGS,
@@ -52,6 +57,15 @@ def _preview(table: pa.Table) -> MetadataValue:
     return MetadataValue.md(head.to_pandas().to_markdown(index=False) if head.num_rows else "_no rows_")
 
 
+@contextmanager
+def _permanent_errors_fail_without_retry() -> Iterator[None]:
+    """Wrong credentials or an unknown property will not heal by waiting: fail at once."""
+    try:
+        yield
+    except (InvalidCredentials, UnknownProperty, MissingSecret) as error:
+        raise Failure(description=str(error), allow_retries=False) from None
+
+
 @asset(
     key=RAW_RESERVATIONS,
     group_name="hostpms_ingest",
@@ -73,7 +87,7 @@ def raw_reservations(
         context.log.info(f"{scope.property_id}: landed a page of {len(page.records)} reservations")
 
     store = raw_store.open()
-    with hostpms.client(scope.property_id) as client:
+    with _permanent_errors_fail_without_retry(), hostpms.client(scope.property_id) as client:
         if scope.is_live():
             result = landing.sync_incremental(
                 client, store, postgres.connect, scope.property_id, progress=progress

@@ -66,6 +66,9 @@ def demo() -> None:
     from hostpms_pipeline.runner import print_summary, sync_properties
 
     started = time.monotonic()
+    # A few odd reservations, so the demo shows rejects and unknown values being kept.
+    os.environ.setdefault("HOSTPMS_SIMULATOR_ANOMALY_RATE", "0.03")
+    get_settings.cache_clear()
     _dagster_home()
     settings = get_settings()
     click.echo("Starting the embedded PostgreSQL and the HostPMS simulator...")

@@ -40,6 +40,8 @@ class Settings(BaseSettings):
     page_limit: int = Field(default=100, ge=1, le=500)
     simulator_reservations_per_property: int = 200
     simulator_seed: int = 7
+    # Share of simulated reservations made malformed or odd (rejects, unknown values).
+    simulator_anomaly_rate: float = Field(default=0.0, ge=0.0, le=1.0)
     # First month a backfill can reach (HostPMS history to onboard).
     history_start: str = "2024-01-01"
 

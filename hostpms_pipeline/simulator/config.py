@@ -71,5 +71,6 @@ class SimulatorConfig:
             "property_ids": tuple(settings.property_ids),
             "reservations_per_property": settings.simulator_reservations_per_property,
             "seed": settings.simulator_seed,
+            "anomaly_rate": settings.simulator_anomaly_rate,
         }
         return cls(**(defaults | overrides))
