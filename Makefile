@@ -20,7 +20,7 @@ test: $(INSTALLED)
 	$(BIN)/pytest -n 2 --dist loadfile
 
 dev: $(INSTALLED)
-	$(BIN)/dagster dev
+	$(BIN)/hostpms ui
 
 simulator: $(INSTALLED)
 	$(BIN)/hostpms simulator

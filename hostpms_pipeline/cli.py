@@ -22,8 +22,8 @@ def _dagster_home() -> Path:
     home = (get_settings().home / "dagster").absolute()
     home.mkdir(parents=True, exist_ok=True)
     config = PROJECT_ROOT / "dagster.yaml"
-    if config.exists() and not (home / "dagster.yaml").exists():
-        shutil.copy(config, home / "dagster.yaml")
+    if config.exists():
+        shutil.copy(config, home / "dagster.yaml")  # the project's file is the source of truth
     os.environ["DAGSTER_HOME"] = str(home)
     return home
 

@@ -9,10 +9,12 @@ from dagster import DagsterInstance
 
 from hostpms_pipeline.keys import BOOKINGS, MAPPED_BOOKINGS, RAW_RESERVATIONS
 from hostpms_pipeline.partitions import live_partition_key
+from hostpms_pipeline.schedules import PROPERTY_TAG
 
 Echo = Callable[[str], None]
-# The command prints its own progress; Dagster's event log stays in the instance.
-QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+# INFO shows the assets' own progress lines (a line per landed page); Dagster's
+# step-by-step events stay in the instance's event log.
+PROGRESS_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 
 
 @dataclass
@@ -36,8 +38,8 @@ def sync_properties(property_ids: Iterable[str], echo: Echo) -> list[SyncOutcome
                 partition_key=live_partition_key(property_id),
                 instance=instance,
                 raise_on_error=False,
-                run_config=QUIET_RUN_CONFIG,
-                tags={"hostpms/property": property_id},
+                run_config=PROGRESS_RUN_CONFIG,
+                tags={PROPERTY_TAG: property_id},
             )
         except Exception as error:  # noqa: BLE001 - reported per property, then the next one
             outcomes.append(SyncOutcome(property_id, False, f"{type(error).__name__}: {error}"))

@@ -1,11 +1,14 @@
 """The code location loads, and its schedule asks for the right runs."""
 
+import shutil
 from datetime import UTC, datetime
 
-from dagster import AssetKey, Definitions, build_schedule_context
+from dagster import AssetKey, DagsterInstance, Definitions, build_schedule_context
 
 from hostpms_pipeline.checks import ACCOUNTED_FOR_SPEC, BLOCKING_RULES, QUALITY_SPECS, WARNING_RULES
+from hostpms_pipeline.cli import PROJECT_ROOT
 from hostpms_pipeline.definitions import defs
+from hostpms_pipeline.schedules import PROPERTY_TAG
 from hostpms_pipeline.partitions import sync_scope
 from hostpms_pipeline.settings import get_settings
 
@@ -50,3 +53,11 @@ def test_hourly_schedule_requests_the_live_partition_of_every_property():
     assert [scope.property_id for scope in scopes] == list(get_settings().property_ids)
     assert all(scope.is_live(moment) for scope in scopes)
     assert len({request.run_key for request in requests}) == len(requests)
+
+
+def test_instance_config_never_runs_one_property_twice_at_once(tmp_path):
+    shutil.copy(PROJECT_ROOT / "dagster.yaml", tmp_path / "dagster.yaml")
+    queue = DagsterInstance.from_config(str(tmp_path)).get_concurrency_config().run_queue_config
+    limits = {limit["key"]: limit for limit in queue.tag_concurrency_limits}
+    assert limits[PROPERTY_TAG]["limit"] == 1
+    assert limits[PROPERTY_TAG]["value"] == {"applyLimitPerUniqueValue": True}
