@@ -26,4 +26,5 @@ simulator: $(INSTALLED)
 	$(BIN)/hostpms simulator
 
 clean:
+	-$(BIN)/hostpms stop-postgres
 	rm -rf $(VENV) .hostpms

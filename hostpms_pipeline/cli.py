@@ -80,6 +80,15 @@ def demo() -> None:
         sys.exit(1)
 
 
+@main.command("stop-postgres")
+def stop_postgres() -> None:
+    """Stop the embedded PostgreSQL server (it keeps running between commands)."""
+    from hostpms_pipeline.database import stop_embedded_server
+
+    stopped = stop_embedded_server(get_settings().postgres_data_dir)
+    click.echo("embedded PostgreSQL stopped" if stopped else "embedded PostgreSQL was not running")
+
+
 @main.command()
 @click.option("--port", default=3000, show_default=True, type=int)
 def ui(port: int) -> None:

