@@ -45,6 +45,9 @@ from hostpms_pipeline.settings import get_settings
 SYNC_RETRY_POLICY = RetryPolicy(
     max_retries=3, delay=60, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS
 )
+# Batches hold guest data: they pass from step to step in memory and are never
+# pickled to the Dagster instance's storage (a sync job runs in one process).
+BATCH_IO_MANAGER = "batch_io_manager"
 PREVIEW_ROWS = 10
 PREVIEW_COLUMNS = [
     "external_id", "hotel_id", "check_in_date", "check_out_date", "total_amount",
@@ -114,6 +117,7 @@ def raw_reservations(
     group_name="hostpms_transform",
     partitions_def=property_month_partitions,
     kinds={"python", "pyarrow"},
+    io_manager_key=BATCH_IO_MANAGER,
     check_specs=[ACCOUNTED_FOR_SPEC],
     description=(
         "Every landed raw reservation not yet loaded, mapped from Portuguese/Spanish to the "
@@ -149,6 +153,7 @@ def mapped_bookings(
     group_name="hostpms_transform",
     partitions_def=property_month_partitions,
     kinds={"python", "pyarrow"},
+    io_manager_key=BATCH_IO_MANAGER,
     check_specs=QUALITY_SPECS,
     description="One row per (source, external_id, hotel_id): the latest updated_at wins.",
 )

@@ -13,7 +13,7 @@ from contextlib import ExitStack, contextmanager
 from typing import ClassVar
 
 import psycopg
-from dagster import ConfigurableResource, EnvVar
+from dagster import ConfigurableResource, EnvVar, InMemoryIOManager
 from pydantic import SecretStr
 
 from hostpms_pipeline import database
@@ -112,7 +112,7 @@ def _secret_env(name: str) -> EnvVar | None:
     return EnvVar(name) if os.getenv(name) else None
 
 
-def build_resources(settings: Settings) -> dict[str, ConfigurableResource]:
+def build_resources(settings: Settings) -> dict[str, object]:
     """Resources from settings; secrets stay ``EnvVar`` so Dagster never displays them."""
     return {
         "hostpms": HostPMSResource(
@@ -128,4 +128,5 @@ def build_resources(settings: Settings) -> dict[str, ConfigurableResource]:
         "postgres": PostgresResource(
             url=_secret_env("HOSTPMS_DATABASE_URL"), db_schema=settings.db_schema
         ),
+        "batch_io_manager": InMemoryIOManager(),
     }

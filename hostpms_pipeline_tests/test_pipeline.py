@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from dagster import DagsterInstance, MultiPartitionKey, materialize
+from dagster import DagsterInstance, InMemoryIOManager, MultiPartitionKey, materialize
 
 from hostpms_pipeline import booking_store, database, parquet_store, pipeline
 from hostpms_pipeline.assets import pipeline_assets
@@ -26,6 +26,7 @@ def resources(running_simulator, pg_url, pg_schema, tmp_path):
         "raw_store": ObjectStoreResource(url=str(tmp_path / "raw")),
         "processed_store": ObjectStoreResource(url=str(tmp_path / "processed")),
         "postgres": PostgresResource(url=pg_url, db_schema=pg_schema),
+        "batch_io_manager": InMemoryIOManager(),
     }
 
 
