@@ -1,0 +1,39 @@
+"""One JSON line per webhook request, without PII or secrets.
+
+Only values the receiver has checked are logged: the path's property and event
+type once they passed ``check_path``, the event id once the body is verified. The
+body, the signature and error details from the body are never logged.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+
+import orjson
+
+from hostpms_pipeline.webhooks.outcomes import HTTP_STATUS, Outcome
+
+access_log = logging.getLogger("hostpms_pipeline.webhooks.access")
+
+
+@dataclass
+class RequestRecord:
+    outcome: Outcome = Outcome.INTERNAL_ERROR  # until the request ends otherwise
+    property_id: str | None = None
+    event_type: str | None = None
+    event_id: str | None = None
+    latency_ms: float = 0.0
+
+    def line(self) -> str:
+        fields = {
+            "message": "webhook delivery",
+            **asdict(self),
+            "status": HTTP_STATUS[self.outcome],
+        }
+        fields["latency_ms"] = round(self.latency_ms, 3)
+        return orjson.dumps(fields).decode()
+
+    def emit(self) -> None:
+        level = logging.WARNING if HTTP_STATUS[self.outcome] >= 500 else logging.INFO
+        access_log.log(level, self.line())
