@@ -46,6 +46,16 @@ def simulator(host: str, port: int) -> None:
     serve(config, host=host, port=port)
 
 
+@main.command("serve-webhooks")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8500, show_default=True, type=int)
+def serve_webhooks(host: str, port: int) -> None:
+    """Receive HostPMS webhooks at POST /webhooks/hostpms/{property_id}/{event}."""
+    from hostpms_pipeline.webhooks.server import serve
+
+    serve(host, port)
+
+
 @main.command()
 @click.option("--property", "property_ids", multiple=True, help="Only these properties (repeatable).")
 def sync(property_ids: tuple[str, ...]) -> None:

@@ -35,6 +35,8 @@ class Settings(BaseSettings):
     raw_url: str | None = None
     processed_url: str | None = None
     use_secrets_manager: bool = False
+    # DynamoDB table for webhook idempotency (AWS); unset: a PostgreSQL table.
+    idempotency_table: str | None = None
     mapping_file: Path | None = None
     http_timeout_seconds: float = 30.0
     page_limit: int = Field(default=100, ge=1, le=500)

@@ -1,10 +1,13 @@
 """The ``hostpms`` command, run as a user runs it: a subprocess with environment variables."""
 
 import os
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import httpx
 import psycopg
 import pytest
 from psycopg import sql
@@ -60,3 +63,36 @@ def test_sync_exits_non_zero_when_a_property_fails_and_still_syncs_the_others(en
     assert "PT-XXX-404" in done.stderr
     assert count_bookings(pg_url, pg_schema).get("PT-POR-002", 0) > 0
     assert SIMULATOR_CLIENT_SECRET not in done.stdout + done.stderr
+
+
+def test_serve_webhooks_answers_health_checks(environment):
+    port = _free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "hostpms_pipeline.cli", "serve-webhooks", "--port", str(port)],
+        env={**environment, "HOSTPMS_WEBHOOK_SECRET": "whsec_test"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        response = _get_when_up(f"http://127.0.0.1:{port}/health")
+        assert response.status_code == 200
+        unsigned = httpx.post(f"http://127.0.0.1:{port}/webhooks/hostpms/PT-LIS-001/reservation.updated", content=b"{}")
+        assert unsigned.status_code == 401
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _get_when_up(url: str, attempts: int = 150) -> httpx.Response:
+    for _ in range(attempts):
+        try:
+            return httpx.get(url, timeout=1)
+        except httpx.TransportError:
+            time.sleep(0.1)
+    raise AssertionError(f"{url} never answered")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,7 +17,6 @@ from hostpms_pipeline import database
 from hostpms_pipeline.settings import Settings
 from hostpms_pipeline.webhooks.idempotency import (
     CLAIM_LEASE,
-    IDEMPOTENCY_TABLE_VARIABLE,
     RETENTION,
     ClaimState,
     DynamoDBIdempotencyStore,
@@ -202,19 +200,13 @@ def pg_only_settings(pg_url: str, pg_schema: str, tmp_path: Path) -> Settings:
     return Settings(home=tmp_path / "home", database_url=SecretStr(pg_url), db_schema=pg_schema)
 
 
-def test_table_setting_selects_dynamodb(
-    monkeypatch: pytest.MonkeyPatch, dynamodb_table: str, pg_only_settings: Settings
-) -> None:
-    monkeypatch.setenv(IDEMPOTENCY_TABLE_VARIABLE, dynamodb_table)
-    store = open_idempotency_store(pg_only_settings)
+def test_table_setting_selects_dynamodb(dynamodb_table: str, pg_only_settings: Settings) -> None:
+    store = open_idempotency_store(pg_only_settings.model_copy(update={"idempotency_table": dynamodb_table}))
     assert isinstance(store, DynamoDBIdempotencyStore)
     assert store.claim(EVENT, NOW).state is ClaimState.CLAIMED
 
 
-def test_postgres_is_the_default_and_is_migrated(
-    monkeypatch: pytest.MonkeyPatch, pg_url: str, tmp_path: Path
-) -> None:
-    monkeypatch.delenv(IDEMPOTENCY_TABLE_VARIABLE, raising=False)
+def test_postgres_is_the_default_and_is_migrated(pg_url: str, tmp_path: Path) -> None:
     schema = f"fresh_{uuid.uuid4().hex[:12]}"  # never migrated: opening the store migrates it
     settings = Settings(home=tmp_path / "home", database_url=SecretStr(pg_url), db_schema=schema)
     store = open_idempotency_store(settings)
@@ -223,9 +215,3 @@ def test_postgres_is_the_default_and_is_migrated(
     with database.connect(pg_url, schema) as conn:
         assert conn.execute("SELECT count(*) FROM webhook_events").fetchone() == (1,)
         conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
-
-
-@pytest.fixture(autouse=True)
-def _no_stray_selection(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.delenv(IDEMPOTENCY_TABLE_VARIABLE, raising=False)
-    yield

@@ -25,7 +25,7 @@ from hostpms_pipeline.hostpms import contract
 from hostpms_pipeline.settings import Settings
 from hostpms_pipeline.storage import open_store
 from hostpms_pipeline.webhooks import lambda_handler
-from hostpms_pipeline.webhooks.idempotency import IDEMPOTENCY_TABLE_VARIABLE, create_dynamodb_table
+from hostpms_pipeline.webhooks.idempotency import create_dynamodb_table
 from hostpms_pipeline.webhooks.verification import MAX_BODY_BYTES
 from hostpms_pipeline_tests.fixtures.s3 import TEST_REGION
 from hostpms_pipeline_tests.test_webhook_receiver import (
@@ -136,7 +136,7 @@ def deployment(
     table = f"webhook-events-{uuid.uuid4().hex[:12]}"
     create_dynamodb_table(table, boto3.client("dynamodb", region_name=TEST_REGION))
     environment = {
-        IDEMPOTENCY_TABLE_VARIABLE: table,
+        "HOSTPMS_IDEMPOTENCY_TABLE": table,
         "HOSTPMS_RAW_URL": s3_bucket_url,
         "HOSTPMS_USE_SECRETS_MANAGER": "true",
         "HOSTPMS_HOME": str(tmp_path / "home"),

@@ -18,7 +18,6 @@ after 24 hours.
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -36,7 +35,6 @@ from botocore.exceptions import BotoCoreError, ClientError
 from hostpms_pipeline import database
 from hostpms_pipeline.settings import Settings
 
-IDEMPOTENCY_TABLE_VARIABLE = "HOSTPMS_IDEMPOTENCY_TABLE"
 RETENTION = timedelta(days=7)
 # Longer than a landing can take (S3 timeouts are 5 s + 30 s), so a live claim is not taken over.
 CLAIM_LEASE = timedelta(seconds=60)
@@ -309,9 +307,8 @@ def _number(moment: datetime) -> dict[str, str]:
 
 def open_idempotency_store(settings: Settings) -> IdempotencyStore:
     """DynamoDB when ``HOSTPMS_IDEMPOTENCY_TABLE`` is set, else PostgreSQL (migrated here)."""
-    table = os.environ.get(IDEMPOTENCY_TABLE_VARIABLE)
-    if table:
-        return DynamoDBIdempotencyStore(table)
+    if settings.idempotency_table:
+        return DynamoDBIdempotencyStore(settings.idempotency_table)
     url = database.database_url(settings)
     database.migrate(url, settings.db_schema)
     return PostgresIdempotencyStore(lambda: database.connect(url, settings.db_schema))
