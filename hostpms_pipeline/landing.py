@@ -161,3 +161,17 @@ def _land_each(
 def _later(a: datetime | None, b: datetime | None) -> datetime | None:
     candidates = [moment for moment in (a, b) if moment is not None]
     return max(candidates) if candidates else None
+
+
+def reset_for_full_resync(
+    connect: Connect, property_id: str, collection: contract.Collection = "reservations"
+) -> bool:
+    """Forget the property's checkpoint, so its next incremental sync re-reads its whole history.
+
+    What is re-read lands as new raw files; dedup and the upsert absorb the repeats
+    (same state, same version). True if there was a checkpoint to forget.
+    """
+    with connect() as conn, conn.transaction():
+        forgot = checkpoints.reset_checkpoint(conn, property_id, collection)
+    log.info("%s/%s: checkpoint reset; the next sync reads everything", property_id, collection)
+    return forgot

@@ -24,6 +24,8 @@ from hostpms_pipeline.settings import Settings
 EXPECTED_TABLES = {
     "bookings",
     "parquet_outbox",
+    "rate_limit_slots",
+    "webhook_events",
     "rejected_records",
     "sync_checkpoints",
     "raw_files",

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import orjson
@@ -20,17 +20,22 @@ from tenacity import (
     RetryCallState,
     Retrying,
     retry_if_exception_type,
-    stop_after_attempt,
-    wait_exponential_jitter,
+    wait_random_exponential,
 )
 
 from hostpms_pipeline.hostpms import contract
+
+if TYPE_CHECKING:
+    from hostpms_pipeline.rate_limiter import RequestLimiter
 
 log = logging.getLogger(__name__)
 
 TOKEN_REFRESH_MARGIN_SECONDS = 60  # refresh this long before the token expires
 SERVER_ERROR_RETRIES = 3
 MAX_RATE_LIMIT_WAITS = 5
+# Marks a request to a rate-limited endpoint (httpx request extension): its value is
+# the endpoint, so every request actually sent, the retry after a 401 included, is paced.
+ENDPOINT_EXTENSION = "hostpms_endpoint"
 
 
 class HostPMSError(Exception):
@@ -184,13 +189,25 @@ class HostPMSClient:
         *,
         timeout: float = 30.0,
         page_limit: int = contract.DEFAULT_PAGE_LIMIT,
+        initial_backoff_seconds: float = 0.5,
         max_backoff_seconds: float = 30.0,
+        limiter: RequestLimiter | None = None,
     ):
+        """``limiter`` paces every collection request (see ``rate_limiter``); without one
+        the client relies on HostPMS's rate-limit headers and 429s alone."""
         self.base_url = base_url.rstrip("/")
         self.page_limit = page_limit
+        self.client_id = credentials.client_id
         self.auth = OAuthClientCredentials(self.base_url + contract.TOKEN_PATH, credentials)
-        self._http = httpx.Client(base_url=self.base_url, auth=self.auth, timeout=timeout)
+        self._limiter = limiter
+        self._http = httpx.Client(
+            base_url=self.base_url,
+            auth=self.auth,
+            timeout=timeout,
+            event_hooks={"request": [self._pace]},
+        )
         self._windows: dict[str, RateLimitWindow] = {}
+        self._initial_backoff = initial_backoff_seconds
         self._max_backoff = max_backoff_seconds
 
     def close(self) -> None:
@@ -201,6 +218,11 @@ class HostPMSClient:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+    def _pace(self, request: httpx.Request) -> None:
+        endpoint = request.extensions.get(ENDPOINT_EXTENSION)
+        if endpoint is not None and self._limiter is not None:
+            self._limiter.acquire(self.client_id, endpoint)
 
     def iter_pages(
         self,
@@ -255,35 +277,45 @@ class HostPMSClient:
         retrying = Retrying(
             retry=retry_if_exception_type((TransientServerError, RateLimited)),
             stop=_stop_for(SERVER_ERROR_RETRIES, MAX_RATE_LIMIT_WAITS),
-            wait=_wait_for(self._max_backoff),
+            wait=_wait_for(self._initial_backoff, self._max_backoff),
             reraise=True,
         )
         for attempt in retrying:
             with attempt:
                 window.wait_if_exhausted()
-                response = self._get_once(path, params)
-                window.update(response)
+                response = self._send(path, params, endpoint)
+                window.update(response)  # error answers carry the budget too
+                _raise_for_status(path, response)
         return response
 
-    def _get_once(self, path: str, params: dict[str, Any]) -> httpx.Response:
+    def _send(self, path: str, params: dict[str, Any], endpoint: str) -> httpx.Response:
         try:
-            response = self._http.get(path, params=params)
+            return self._http.get(path, params=params, extensions={ENDPOINT_EXTENSION: endpoint})
         except (httpx.TimeoutException, httpx.TransportError) as error:
             raise TransientServerError(f"{path}: {type(error).__name__}") from None
-        status = response.status_code
-        if status == 200:
-            return response
-        if status == 401:
-            raise InvalidCredentials(f"{path}: token refused after one refresh")
-        if status == 404:
-            raise UnknownProperty(f"{path}: HostPMS does not know this property")
-        if status == 429:
-            raise RateLimited(_retry_after(response))
-        if status == 503:
-            raise ServiceUnavailable(f"{path}: HostPMS is unavailable", _retry_after(response))
-        if status >= 500:
-            raise TransientServerError(f"{path}: HostPMS answered {status}")
-        raise HostPMSError(f"{path}: unexpected status {status}")
+
+
+# The contract's error table: the exception each non-200 answer becomes.
+_ERROR_FOR_STATUS: dict[int, Callable[[str, httpx.Response], HostPMSError]] = {
+    401: lambda path, _: InvalidCredentials(f"{path}: token refused after one refresh"),
+    404: lambda path, _: UnknownProperty(f"{path}: HostPMS does not know this property"),
+    429: lambda _, response: RateLimited(_retry_after(response)),
+    500: lambda path, _: TransientServerError(f"{path}: HostPMS answered 500"),
+    503: lambda path, response: ServiceUnavailable(
+        f"{path}: HostPMS is unavailable", _retry_after(response)
+    ),
+}
+
+
+def _raise_for_status(path: str, response: httpx.Response) -> None:
+    status = response.status_code
+    if status == 200:
+        return
+    if status in _ERROR_FOR_STATUS:
+        raise _ERROR_FOR_STATUS[status](path, response)
+    if status > 500:  # 502, 504...: like a 500
+        raise TransientServerError(f"{path}: HostPMS answered {status}")
+    raise HostPMSError(f"{path}: unexpected status {status}")
 
 
 def _stop_for(server_retries: int, rate_limit_waits: int):
@@ -306,8 +338,9 @@ def _count(state: RetryCallState, kind: type[BaseException]) -> int:
     return counts.get(kind.__name__, 0)
 
 
-def _wait_for(max_backoff: float):
-    backoff = wait_exponential_jitter(initial=0.5, max=max_backoff)
+def _wait_for(initial_backoff: float, max_backoff: float):
+    # Full jitter: uniform in [0, initial × 2^retry], capped; clients retrying at once spread out.
+    backoff = wait_random_exponential(multiplier=initial_backoff, max=max_backoff)
 
     def wait(state: RetryCallState) -> float:
         error = state.outcome.exception() if state.outcome else None
