@@ -10,10 +10,12 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import pyarrow as pa
+from pydantic import Field
 from dagster import (
     AssetExecutionContext,
     AssetIn,
     Backoff,
+    Config,
     Failure,
     FreshnessPolicy,
     Jitter,
@@ -21,13 +23,21 @@ from dagster import (
     MetadataValue,
     Output,
     RetryPolicy,
+    RetryRequested,
     asset,
 )
 
-from hostpms_pipeline import landing, pipeline
+from hostpms_pipeline import landing, pipeline, webhook_discovery
 from hostpms_pipeline.credentials import MissingSecret
-from hostpms_pipeline.hostpms.client import InvalidCredentials, UnknownProperty
-from hostpms_pipeline.checks import ACCOUNTED_FOR_SPEC, QUALITY_SPECS, evaluate_accounted_for, evaluate_quality
+from hostpms_pipeline.hostpms.client import InvalidCredentials, ServiceUnavailable, UnknownProperty
+from hostpms_pipeline.checks import (
+    ACCOUNTED_FOR_SPEC,
+    QUALITY_SPECS,
+    WEBHOOK_LAG_SPEC,
+    evaluate_accounted_for,
+    evaluate_quality,
+    evaluate_webhook_lag,
+)
 from hostpms_pipeline.keys import (
     BOOKINGS,
     BOOKINGS_PARQUET,
@@ -61,12 +71,26 @@ def _preview(table: pa.Table) -> MetadataValue:
 
 
 @contextmanager
-def _permanent_errors_fail_without_retry() -> Iterator[None]:
-    """Wrong credentials or an unknown property will not heal by waiting: fail at once."""
+def _fail_as_the_error_table_says() -> Iterator[None]:
+    """Wrong credentials or an unknown property will not heal by waiting: fail at once.
+    A 503 stops the sync (its checkpoint unmoved) and retries when HostPMS says to."""
     try:
         yield
     except (InvalidCredentials, UnknownProperty, MissingSecret) as error:
         raise Failure(description=str(error), allow_retries=False) from None
+    except ServiceUnavailable as error:
+        raise RetryRequested(
+            max_retries=SYNC_RETRY_POLICY.max_retries,
+            seconds_to_wait=error.retry_after or SYNC_RETRY_POLICY.delay,
+        ) from error
+
+
+class RawReservationsConfig(Config):
+    full_resync: bool = Field(
+        default=False,
+        description="Forget the property's checkpoint first and re-read its whole history "
+        "(live partition only; repeats are absorbed by dedup).",
+    )
 
 
 @asset(
@@ -79,6 +103,7 @@ def _permanent_errors_fail_without_retry() -> Iterator[None]:
 )
 def raw_reservations(
     context: AssetExecutionContext,
+    config: RawReservationsConfig,
     hostpms: HostPMSResource,
     raw_store: ObjectStoreResource,
     postgres: PostgresResource,
@@ -90,7 +115,9 @@ def raw_reservations(
         context.log.info(f"{scope.property_id}: landed a page of {len(page.records)} reservations")
 
     store = raw_store.open()
-    with _permanent_errors_fail_without_retry(), hostpms.client(scope.property_id) as client:
+    if config.full_resync and scope.is_live() and context.retry_number == 0:
+        landing.reset_for_full_resync(postgres.connect, scope.property_id)
+    with _fail_as_the_error_table_says(), hostpms.client(scope.property_id) as client:
         if scope.is_live():
             result = landing.sync_incremental(
                 client, store, postgres.connect, scope.property_id, progress=progress
@@ -129,8 +156,10 @@ def mapped_bookings(
 ):
     scope = sync_scope(context.partition_key)
     started = time.monotonic()
+    store = raw_store.open()
     with postgres.connect() as conn:
-        raw = pipeline.read_pending(raw_store.open(), conn, scope.property_id)
+        webhook_discovery.catch_up(store, conn, scope.property_id)
+        raw = pipeline.read_pending(store, conn, scope.property_id)
     batch = pipeline.map_batch(raw, load_mapping_tables(get_settings().mapping_file))
     yield Output(
         batch,
@@ -180,6 +209,7 @@ def deduplicated_bookings(context: AssetExecutionContext, mapped_bookings: pipel
     partitions_def=property_month_partitions,
     kinds={"postgres"},
     freshness_policy=FreshnessPolicy.time_window(fail_window=timedelta(hours=2)),
+    check_specs=[WEBHOOK_LAG_SPEC],
     description="The unified bookings table in PostgreSQL (upsert: a newer state only).",
 )
 def bookings(
@@ -192,6 +222,7 @@ def bookings(
         result = pipeline.load_postgres(conn, deduplicated_bookings)
     stats = result.stats
     return MaterializeResult(
+        check_results=[evaluate_webhook_lag(deduplicated_bookings.bookings, datetime.now(UTC))],
         metadata={
             "inserted": stats.inserted,
             "versions_bumped": stats.updated,

@@ -97,17 +97,35 @@ def record_landed_file(
 
 
 def pending_files(
-    conn: psycopg.Connection, property_id: str | None = None, kind: RawFileKind | None = None
+    conn: psycopg.Connection,
+    property_id: str | None = None,
+    kind: RawFileKind | None = None,
+    collection: str | None = None,
 ) -> list[str]:
     """Locations landed but not yet processed, oldest first."""
     rows = conn.execute(
         "SELECT location FROM raw_files WHERE processed_at IS NULL"
         " AND (%(property_id)s::text IS NULL OR property_id = %(property_id)s)"
         " AND (%(kind)s::text IS NULL OR kind = %(kind)s)"
+        " AND (%(collection)s::text IS NULL OR collection = %(collection)s)"
         " ORDER BY landed_at, location",
-        {"property_id": property_id, "kind": kind},
+        {"property_id": property_id, "kind": kind, "collection": collection},
     )
     return [location for (location,) in rows]
+
+
+def recorded_locations(conn: psycopg.Connection, locations: list[str]) -> set[str]:
+    """Which of these locations the ledger already holds."""
+    rows = conn.execute("SELECT location FROM raw_files WHERE location = ANY(%s)", (locations,))
+    return {location for (location,) in rows}
+
+
+def latest_landing(conn: psycopg.Connection, property_id: str, kind: RawFileKind) -> datetime | None:
+    """When the newest file of this kind for the property landed (None if none has)."""
+    row = conn.execute(
+        "SELECT max(landed_at) FROM raw_files WHERE property_id = %s AND kind = %s", (property_id, kind)
+    ).fetchone()
+    return row[0] if row else None
 
 
 def mark_processed(conn: psycopg.Connection, locations: Iterable[str]) -> int:

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from dagster import (
     AssetCheckExecutionContext,
     AssetCheckResult,
@@ -62,6 +63,37 @@ ACCOUNTED_FOR_SPEC = AssetCheckSpec(
     description="Every raw reservation read became a booking or a rejected record.",
     blocking=True,
 )
+
+
+WEBHOOK_LAG_TARGET = timedelta(seconds=30)  # the PRD's data-sync latency for webhooks
+WEBHOOK_LAG_SPEC = AssetCheckSpec(
+    "webhook_lag_under_30s",
+    asset=BOOKINGS,
+    description="Bookings from webhook events reached PostgreSQL within 30 s of their receipt (p95).",
+)
+
+
+def webhook_lag_seconds(bookings: pa.Table, loaded_at: datetime) -> list[float]:
+    """Receipt-to-PostgreSQL lag of the rows that came from webhook drops."""
+    from_webhooks = bookings.filter(pc.match_substring(bookings["raw_location"], "/webhooks/"))
+    received = from_webhooks["event_received_at"].to_pylist()
+    return sorted((loaded_at - moment).total_seconds() for moment in received if moment)
+
+
+def evaluate_webhook_lag(bookings: pa.Table, loaded_at: datetime) -> AssetCheckResult:
+    lags = webhook_lag_seconds(bookings, loaded_at)
+    p95 = lags[min(len(lags) - 1, int(len(lags) * 0.95))] if lags else None
+    return AssetCheckResult(
+        check_name=WEBHOOK_LAG_SPEC.name,
+        asset_key=BOOKINGS,
+        passed=p95 is None or p95 <= WEBHOOK_LAG_TARGET.total_seconds(),
+        severity=AssetCheckSeverity.WARN,
+        metadata={
+            "webhook_rows": len(lags),
+            "lag_p95_seconds": round(p95, 2) if p95 is not None else "no webhook rows",
+            "lag_max_seconds": round(lags[-1], 2) if lags else "no webhook rows",
+        },
+    )
 
 
 def evaluate_quality(bookings: pa.Table) -> Iterator[AssetCheckResult]:

@@ -71,6 +71,19 @@ def sync(property_ids: tuple[str, ...]) -> None:
 
 
 @main.command()
+@click.argument("property_id")
+def resync(property_id: str) -> None:
+    """Re-read one property's whole HostPMS history and reload it (dedup absorbs the repeats)."""
+    from hostpms_pipeline.runner import sync_properties
+
+    _dagster_home()
+    (outcome,) = sync_properties([property_id], echo=click.echo, full_resync=True)
+    if not outcome.success:
+        click.echo(f"resync failed for: {property_id}", err=True)
+        sys.exit(1)
+
+
+@main.command()
 def demo() -> None:
     """Start PostgreSQL and the simulator, sync three properties, print a summary."""
     from hostpms_pipeline.runner import print_summary, sync_properties

@@ -4,16 +4,18 @@ from dagster import Definitions, in_process_executor
 
 from hostpms_pipeline.assets import pipeline_assets
 from hostpms_pipeline.checks import pipeline_checks
-from hostpms_pipeline.jobs import hostpms_sync_job
+from hostpms_pipeline.jobs import hostpms_full_resync_job, hostpms_sync_job, hostpms_webhook_job
 from hostpms_pipeline.resources import build_resources
 from hostpms_pipeline.schedules import hostpms_hourly_poll
+from hostpms_pipeline.sensors import hostpms_webhook_drops
 from hostpms_pipeline.settings import get_settings
 
 defs = Definitions(
     assets=pipeline_assets,
     asset_checks=pipeline_checks,
-    jobs=[hostpms_sync_job],
+    jobs=[hostpms_sync_job, hostpms_full_resync_job, hostpms_webhook_job],
     schedules=[hostpms_hourly_poll],
+    sensors=[hostpms_webhook_drops],
     resources=build_resources(get_settings()),
     # The steps of one sync run one after the other on Arrow tables; one process
     # avoids re-importing the project for every step.

@@ -18,9 +18,35 @@ from pydantic import SecretStr
 
 from hostpms_pipeline import database
 from hostpms_pipeline.credentials import SecretProvider
+from hostpms_pipeline.hostpms import contract
 from hostpms_pipeline.hostpms.client import HostPMSClient
+from hostpms_pipeline.rate_limiter import PostgresRateLimiter, RateLimit
 from hostpms_pipeline.settings import Settings, get_settings
 from hostpms_pipeline.storage import ObjectStore, open_store
+
+
+class PostgresResource(ConfigurableResource):
+    """The warehouse; a private embedded server when ``url`` is not set."""
+
+    url: str | None = None
+    db_schema: str = "public"
+
+    # Migrations run once per process and database, however often resources are rebuilt.
+    _migrated: ClassVar[set[tuple[str, str]]] = set()
+
+    def resolved_url(self) -> str:
+        if self.url:
+            return self.url
+        return database.database_url(get_settings())
+
+    @contextmanager
+    def connect(self) -> Iterator[psycopg.Connection]:
+        url = self.resolved_url()
+        if (url, self.db_schema) not in self._migrated:
+            database.migrate(url, self.db_schema)
+            self._migrated.add((url, self.db_schema))
+        with database.connect(url, self.db_schema) as conn:
+            yield conn
 
 
 class HostPMSResource(ConfigurableResource):
@@ -32,6 +58,9 @@ class HostPMSResource(ConfigurableResource):
     use_secrets_manager: bool = False
     page_limit: int = 100
     timeout_seconds: float = 30.0
+    rate_limit_per_minute: int = contract.RATE_LIMIT_PER_MINUTE
+    # Holds the request schedule every process shares, so parallel runs stay under the limit.
+    postgres: PostgresResource
 
     # One embedded simulator per process, shared by every resource instance.
     _embedded: ClassVar[dict[str, object]] = {}
@@ -66,11 +95,13 @@ class HostPMSResource(ConfigurableResource):
     @contextmanager
     def client(self, property_id: str) -> Iterator[HostPMSClient]:
         credentials = self._secrets().oauth_credentials(property_id)
+        limiter = PostgresRateLimiter(self.postgres.connect, RateLimit(requests=self.rate_limit_per_minute))
         with HostPMSClient(
             self.resolved_base_url(),
             credentials,
             timeout=self.timeout_seconds,
             page_limit=self.page_limit,
+            limiter=limiter,
         ) as client:
             yield client
 
@@ -84,36 +115,13 @@ class ObjectStoreResource(ConfigurableResource):
         return open_store(self.url)
 
 
-class PostgresResource(ConfigurableResource):
-    """The warehouse; a private embedded server when ``url`` is not set."""
-
-    url: str | None = None
-    db_schema: str = "public"
-
-    # Migrations run once per process and database, however often resources are rebuilt.
-    _migrated: ClassVar[set[tuple[str, str]]] = set()
-
-    def resolved_url(self) -> str:
-        if self.url:
-            return self.url
-        return database.database_url(get_settings())
-
-    @contextmanager
-    def connect(self) -> Iterator[psycopg.Connection]:
-        url = self.resolved_url()
-        if (url, self.db_schema) not in self._migrated:
-            database.migrate(url, self.db_schema)
-            self._migrated.add((url, self.db_schema))
-        with database.connect(url, self.db_schema) as conn:
-            yield conn
-
-
 def _secret_env(name: str) -> EnvVar | None:
     return EnvVar(name) if os.getenv(name) else None
 
 
 def build_resources(settings: Settings) -> dict[str, object]:
     """Resources from settings; secrets stay ``EnvVar`` so Dagster never displays them."""
+    postgres = PostgresResource(url=_secret_env("HOSTPMS_DATABASE_URL"), db_schema=settings.db_schema)
     return {
         "hostpms": HostPMSResource(
             base_url=settings.api_base_url,
@@ -122,11 +130,11 @@ def build_resources(settings: Settings) -> dict[str, object]:
             use_secrets_manager=settings.use_secrets_manager,
             page_limit=settings.page_limit,
             timeout_seconds=settings.http_timeout_seconds,
+            rate_limit_per_minute=settings.rate_limit_per_minute,
+            postgres=postgres,
         ),
         "raw_store": ObjectStoreResource(url=settings.resolved_raw_url),
         "processed_store": ObjectStoreResource(url=settings.resolved_processed_url),
-        "postgres": PostgresResource(
-            url=_secret_env("HOSTPMS_DATABASE_URL"), db_schema=settings.db_schema
-        ),
+        "postgres": postgres,
         "batch_io_manager": InMemoryIOManager(),
     }

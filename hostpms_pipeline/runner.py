@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from dagster import DagsterInstance
 
+from hostpms_pipeline.jobs import FULL_RESYNC_CONFIG
 from hostpms_pipeline.keys import BOOKINGS, MAPPED_BOOKINGS, RAW_RESERVATIONS
 from hostpms_pipeline.partitions import live_partition_key
 from hostpms_pipeline.schedules import PROPERTY_TAG
@@ -24,11 +25,14 @@ class SyncOutcome:
     summary: str
 
 
-def sync_properties(property_ids: Iterable[str], echo: Echo) -> list[SyncOutcome]:
+def sync_properties(
+    property_ids: Iterable[str], echo: Echo, *, full_resync: bool = False
+) -> list[SyncOutcome]:
     """One job run per property; a property's failure never stops the others."""
     from hostpms_pipeline.definitions import defs
 
-    job = defs.resolve_job_def("hostpms_sync_job")
+    job = defs.resolve_job_def("hostpms_full_resync_job" if full_resync else "hostpms_sync_job")
+    run_config = {**PROGRESS_RUN_CONFIG, **(FULL_RESYNC_CONFIG if full_resync else {})}
     instance = DagsterInstance.get()
     outcomes = []
     for property_id in property_ids:
@@ -38,7 +42,7 @@ def sync_properties(property_ids: Iterable[str], echo: Echo) -> list[SyncOutcome
                 partition_key=live_partition_key(property_id),
                 instance=instance,
                 raise_on_error=False,
-                run_config=PROGRESS_RUN_CONFIG,
+                run_config=run_config,
                 tags={PROPERTY_TAG: property_id},
             )
         except Exception as error:  # noqa: BLE001 - reported per property, then the next one

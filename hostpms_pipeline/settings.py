@@ -40,6 +40,7 @@ class Settings(BaseSettings):
     mapping_file: Path | None = None
     http_timeout_seconds: float = 30.0
     page_limit: int = Field(default=100, ge=1, le=500)
+    rate_limit_per_minute: int = Field(default=100, ge=1)  # HostPMS: per client and endpoint
     simulator_reservations_per_property: int = 200
     simulator_seed: int = 7
     # Share of simulated reservations made malformed or odd (rejects, unknown values).

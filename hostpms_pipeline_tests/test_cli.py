@@ -96,3 +96,15 @@ def _get_when_up(url: str, attempts: int = 150) -> httpx.Response:
         except httpx.TransportError:
             time.sleep(0.1)
     raise AssertionError(f"{url} never answered")
+
+
+def test_resync_rereads_the_whole_history_and_changes_nothing(environment, pg_url, pg_schema):
+    env = {**environment, "HOSTPMS_PROPERTY_IDS": "ES-MAD-001"}
+    assert hostpms("sync", env=env).returncode == 0
+    before = count_bookings(pg_url, pg_schema)
+    incremental = hostpms("sync", env=env)
+    resync = hostpms("resync", "ES-MAD-001", env=env)
+    assert resync.returncode == 0, resync.stderr
+    polled = lambda done: int(done.stdout.split("pages, ")[1].split(" reservations")[0])  # noqa: E731
+    assert polled(resync) == before["ES-MAD-001"] > polled(incremental)
+    assert count_bookings(pg_url, pg_schema) == before

@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 
 from dagster import AssetKey, DagsterInstance, Definitions, build_schedule_context
 
-from hostpms_pipeline.checks import ACCOUNTED_FOR_SPEC, BLOCKING_RULES, QUALITY_SPECS, WARNING_RULES
+from hostpms_pipeline.checks import ACCOUNTED_FOR_SPEC, BLOCKING_RULES, QUALITY_SPECS, WARNING_RULES, WEBHOOK_LAG_SPEC
 from hostpms_pipeline.cli import PROJECT_ROOT
 from hostpms_pipeline.definitions import defs
 from hostpms_pipeline.schedules import PROPERTY_TAG
@@ -37,7 +37,8 @@ def test_bad_data_checks_block_postgres_and_warnings_do_not():
     assert set(BLOCKING_RULES) | {"every_raw_record_accounted_for"} <= blocking
     assert not blocking & set(WARNING_RULES)
     registered = {key.name for key in defs.resolve_asset_graph().asset_check_keys}
-    assert set(specs) | {"postgres_matches_parquet", "every_property_synced_recently"} == registered
+    others = {"postgres_matches_parquet", "every_property_synced_recently", WEBHOOK_LAG_SPEC.name}
+    assert set(specs) | others == registered
 
 
 def test_hourly_schedule_requests_the_live_partition_of_every_property():

@@ -17,15 +17,18 @@ from hostpms_pipeline.settings import SIMULATOR_CLIENT_ID, SIMULATOR_CLIENT_SECR
 
 @pytest.fixture
 def resources(running_simulator, pg_url, pg_schema, tmp_path):
+    postgres = PostgresResource(url=pg_url, db_schema=pg_schema)
     return {
         "hostpms": HostPMSResource(
             base_url=running_simulator.base_url,
             client_id=SIMULATOR_CLIENT_ID,
             client_secret=SIMULATOR_CLIENT_SECRET,
+            rate_limit_per_minute=running_simulator.simulator.config.rate_limit,
+            postgres=postgres,
         ),
         "raw_store": ObjectStoreResource(url=str(tmp_path / "raw")),
         "processed_store": ObjectStoreResource(url=str(tmp_path / "processed")),
-        "postgres": PostgresResource(url=pg_url, db_schema=pg_schema),
+        "postgres": postgres,
         "batch_io_manager": InMemoryIOManager(),
     }
 
@@ -69,7 +72,7 @@ def test_every_property_syncs_with_every_check_passing(resources, instance, runn
         assert failed_checks(result) == ["every_property_synced_recently"]
     result = run(resources, instance, live_partition_key(last))
     assert result.success
-    assert len(result.get_asset_check_evaluations()) == 11
+    assert len(result.get_asset_check_evaluations()) == 12
     assert failed_checks(result) == []
     keys = stored(resources)
     for property_id in get_settings().property_ids:

@@ -114,3 +114,17 @@ def test_iva_accepts_spanish_rate_included_in_total():
         booking(hotel_id="ES-MAD-001", total_amount=Decimal("100.00"), iva_amount=Decimal("6.00"))
     )
     assert not quality.iva_consistent_with_country(portuguese_rate_in_spain).passed
+
+
+def test_webhook_lag_check_fails_past_30_seconds_and_ignores_polled_rows():
+    from hostpms_pipeline.checks import evaluate_webhook_lag
+
+    loaded_at = datetime(2026, 11, 24, 12, 0, 40, tzinfo=UTC)
+    received = datetime(2026, 11, 24, 12, 0, 0, tzinfo=UTC)
+    polled = booking(raw_location="raw/hostpms/PT-LIS-001/polling/x.json", event_received_at=received)
+    late = booking(id="b", external_id="RSV-2", raw_location="raw/hostpms/PT-LIS-001/webhooks/e/x.json",
+                   event_received_at=received)  # fmt: skip
+    assert evaluate_webhook_lag(table(polled), loaded_at).passed
+    failing = evaluate_webhook_lag(table(polled, late), loaded_at)
+    assert not failing.passed
+    assert failing.metadata["lag_p95_seconds"].value == 40.0

@@ -1,0 +1,85 @@
+"""Finding webhook drops in the raw store and entering them in the raw-file ledger.
+
+The receiver writes each event under a key that starts with its arrival time
+(``.../webhooks/{event}/{YYYYMMDDTHHMMSSffffffZ}_{id}.json``), so keys sort by time
+and a scan lists from a time onwards (S3's ``StartAfter``): its cost grows with
+what arrived since, never with everything ever landed. Each scan re-lists a
+look-back before the previous one, which catches objects that became visible late
+(an upload's key carries the time it started) or came from a receiver whose clock
+is behind. The ledger, not the scan, decides what is new, so overlapping scans
+never enter a drop twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+
+from hostpms_pipeline import checkpoints
+from hostpms_pipeline.hostpms import contract
+from hostpms_pipeline.storage import ObjectInfo, ObjectStore
+from hostpms_pipeline.webhooks.landing import KEY_TIMESTAMP_FORMAT, webhook_prefix
+
+LOOKBACK = timedelta(minutes=15)
+HOUR_PREFIX_FORMAT = "%Y%m%dT%H"
+# The pipeline builds bookings from reservations; other events stay in the raw store.
+RESERVATION_EVENTS = tuple(
+    event for event, collection in contract.EVENT_COLLECTION.items() if collection == "reservations"
+)
+
+
+def arrival_time(key: str) -> datetime:
+    """When the receiver accepted the event, read back from its key."""
+    stamp = key.rsplit("/", 1)[-1].split("_", 1)[0]
+    return datetime.strptime(stamp, KEY_TIMESTAMP_FORMAT).replace(tzinfo=UTC)
+
+
+def list_drops(store: ObjectStore, property_id: str, since: datetime | None) -> Iterator[ObjectInfo]:
+    """Drops of reservation events for the property that arrived at or after ``since`` (all if None)."""
+    for event in RESERVATION_EVENTS:
+        prefix = webhook_prefix(property_id, event)
+        start_after = prefix + since.astimezone(UTC).strftime(KEY_TIMESTAMP_FORMAT) if since else None
+        yield from store.list(prefix, start_after=start_after)
+
+
+def record_new_drops(
+    store: ObjectStore, conn: psycopg.Connection, property_id: str, drops: Iterable[ObjectInfo]
+) -> list[str]:
+    """Enter the drops the ledger does not hold yet; returns their locations."""
+    by_location = {store.location(info.key): info for info in drops}
+    known = checkpoints.recorded_locations(conn, list(by_location))
+    new = [location for location in by_location if location not in known]
+    with conn.transaction():
+        for location in new:
+            checkpoints.record_landed_file(
+                conn,
+                location=location,
+                property_id=property_id,
+                kind="webhook",
+                collection="reservations",
+                record_count=1,
+                landed_at=arrival_time(by_location[location].key),
+            )
+    return new
+
+
+def discover(
+    store: ObjectStore, conn: psycopg.Connection, property_ids: Iterable[str], since: datetime | None
+) -> dict[str, list[str]]:
+    """New drops per property that arrived since ``since - LOOKBACK`` (everything when since is None)."""
+    start = since - LOOKBACK if since else None
+    return {
+        property_id: record_new_drops(store, conn, property_id, list_drops(store, property_id, start))
+        for property_id in property_ids
+    }
+
+
+def catch_up(store: ObjectStore, conn: psycopg.Connection, property_id: str) -> list[str]:
+    """New drops since the property's newest recorded one (all of them the first time).
+
+    Every load runs this first, so a deployment without the sensor still loses no drop.
+    """
+    since = checkpoints.latest_landing(conn, property_id, "webhook")
+    return discover(store, conn, [property_id], since)[property_id]

@@ -1,0 +1,197 @@
+"""The webhook sensor: its cursor, late and out-of-order drops, >1,000 objects, and the whole path
+simulator → receiver → raw store → sensor → run → PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import orjson
+import pytest
+from dagster import DagsterInstance, InMemoryIOManager, build_sensor_context, materialize
+
+from hostpms_pipeline import booking_store, checkpoints, webhook_discovery
+from hostpms_pipeline.assets import pipeline_assets
+from hostpms_pipeline.checks import pipeline_checks
+from hostpms_pipeline.credentials import MissingSecret
+from hostpms_pipeline.hostpms import contract
+from hostpms_pipeline.jobs import hostpms_webhook_job
+from hostpms_pipeline.keys import RAW_RESERVATIONS
+from hostpms_pipeline.resources import HostPMSResource, ObjectStoreResource, PostgresResource
+from hostpms_pipeline.sensors import hostpms_webhook_drops
+from hostpms_pipeline.settings import SIMULATOR_CLIENT_ID, SIMULATOR_CLIENT_SECRET
+from hostpms_pipeline.simulator import run_in_background
+from hostpms_pipeline.simulator.server import serve_app_in_background
+from hostpms_pipeline.simulator.service import HostPMSSimulator
+from hostpms_pipeline.storage import open_store
+from hostpms_pipeline.webhooks.acceptance import WebhookAcceptor
+from hostpms_pipeline.webhooks.idempotency import PostgresIdempotencyStore
+from hostpms_pipeline.webhooks.landing import webhook_key
+from hostpms_pipeline.webhooks.receiver import create_app
+
+PROPERTY = "PT-LIS-001"
+
+
+def reservation(reservation_id: str, updated_at: datetime, status: str = "confirmado") -> dict:
+    return {
+        "reservation_id": reservation_id,
+        "property_id": PROPERTY,
+        "guest": {"name": "x", "email": "x@example.pt", "phone": "+351900000000", "country": "PT"},
+        "room": {"type": "Quarto Duplo", "number": "201", "floor": 2},
+        "dates": {"check_in": "2026-12-20", "check_out": "2026-12-23", "created_at": "2026-11-01T10:00:00Z"},
+        "pricing": {"total": 318.0, "currency": "EUR", "rate_plan": "Flexível", "iva": 18.0},
+        "status": status,
+        "channel": "direto",
+        "payment_method": "mbway",
+        "updated_at": contract.format_timestamp(updated_at),
+    }
+
+
+def drop(store, arrived: datetime, event_id: str, record: dict, event: str = "reservation.updated") -> str:
+    body = {
+        "kind": "webhook",
+        "source": "hostpms",
+        "property_id": PROPERTY,
+        "collection": "reservations",
+        "received_at": contract.format_timestamp(arrived),
+        "event_id": event_id,
+        "event_type": event,
+        "event_created_at": contract.format_timestamp(arrived),
+        "data": [record],
+    }
+    return store.put(webhook_key(PROPERTY, event, event_id, arrived), orjson.dumps(body))
+
+
+@pytest.fixture
+def sensor_resources(pg_url, pg_schema, tmp_path):
+    return {
+        "raw_store": ObjectStoreResource(url=str(tmp_path / "raw")),
+        "postgres": PostgresResource(url=pg_url, db_schema=pg_schema),
+    }
+
+
+def tick(resources, cursor: str | None):
+    with DagsterInstance.ephemeral() as instance:
+        context = build_sensor_context(instance=instance, cursor=cursor, resources=resources)
+        return hostpms_webhook_drops(context)
+
+
+def pending_webhook_files(resources) -> list[str]:
+    with resources["postgres"].connect() as conn:
+        return checkpoints.pending_files(conn, PROPERTY, kind="webhook")
+
+
+def test_new_drops_start_one_run_per_property_and_are_never_entered_twice(sensor_resources):
+    store = sensor_resources["raw_store"].open()
+    now = datetime.now(UTC)
+    for i in range(3):
+        drop(store, now - timedelta(seconds=30 - i), f"evt_{i}", reservation(f"RSV-{i}", now))
+    first = tick(sensor_resources, None)
+    assert [request.partition_key.keys_by_dimension["property"] for request in first.run_requests] == [PROPERTY]
+    assert len(pending_webhook_files(sensor_resources)) == 3
+    second = tick(sensor_resources, first.cursor)
+    assert not second.run_requests
+    assert len(pending_webhook_files(sensor_resources)) == 3
+
+
+def test_late_and_out_of_order_drops_inside_the_look_back_are_picked_up(sensor_resources):
+    store = sensor_resources["raw_store"].open()
+    now = datetime.now(UTC)
+    drop(store, now - timedelta(seconds=5), "evt_newer", reservation("RSV-1", now))
+    first = tick(sensor_resources, json.dumps({"listed_through": (now - timedelta(seconds=1)).isoformat()}))
+    assert len(first.run_requests) == 1
+    # An upload that started before the last tick (its key sorts earlier) becomes visible only now.
+    drop(store, now - timedelta(minutes=3), "evt_late", reservation("RSV-2", now))
+    second = tick(sensor_resources, first.cursor)
+    assert len(second.run_requests) == 1
+    assert len(pending_webhook_files(sensor_resources)) == 2
+
+
+def test_a_tick_lists_from_its_cursor_not_everything_ever_landed(sensor_resources):
+    store = sensor_resources["raw_store"].open()
+    now = datetime.now(UTC)
+    drop(store, now - timedelta(days=3), "evt_old", reservation("RSV-OLD", now))
+    first = tick(sensor_resources, json.dumps({"listed_through": now.isoformat()}))
+    assert not first.run_requests  # three days back lies outside this tick's window...
+    with sensor_resources["postgres"].connect() as conn:
+        assert webhook_discovery.catch_up(store, conn, PROPERTY)  # ...but a load's catch-up finds it
+
+
+@pytest.mark.parametrize("backend", ["local", "s3"])
+def test_more_than_a_thousand_new_objects_in_one_tick(backend, sensor_resources, request):
+    if backend == "s3":
+        url = request.getfixturevalue("s3_bucket_url")
+        sensor_resources = {**sensor_resources, "raw_store": ObjectStoreResource(url=url)}
+    store = sensor_resources["raw_store"].open()
+    now = datetime.now(UTC)
+    for i in range(1_050):  # S3 lists 1,000 keys a page
+        drop(store, now - timedelta(seconds=60) + timedelta(milliseconds=i), f"evt_{i:05d}", reservation(f"RSV-{i}", now))
+    result = tick(sensor_resources, json.dumps({"listed_through": now.isoformat()}))
+    assert len(result.run_requests) == 1
+    assert len(pending_webhook_files(sensor_resources)) == 1_050
+
+
+def test_simulator_webhook_reaches_postgres_through_receiver_sensor_and_run(
+    simulator_config, sensor_resources, pg_url, pg_schema
+):
+    store = sensor_resources["raw_store"].open()
+    idempotency = PostgresIdempotencyStore(sensor_resources["postgres"].connect)
+    secrets: dict[str, list[str]] = {}
+
+    def secrets_of(property_id: str) -> list[str]:
+        if property_id not in secrets:
+            raise MissingSecret(property_id)
+        return secrets[property_id]
+
+    receiver = create_app(WebhookAcceptor(secrets_of, store, idempotency))
+    with (
+        run_in_background(HostPMSSimulator(simulator_config)) as running,
+        serve_app_in_background(receiver) as port,
+        httpx.Client(base_url=running.base_url) as api,
+    ):
+        token = api.post(
+            contract.TOKEN_PATH,
+            json={"grant_type": "client_credentials", "client_id": SIMULATOR_CLIENT_ID,
+                  "client_secret": SIMULATOR_CLIENT_SECRET},
+        ).json()["access_token"]  # fmt: skip
+        subscription = api.post(
+            contract.SUBSCRIBE_PATH,
+            headers={"Authorization": f"Bearer {token}"},
+            json={"property_id": PROPERTY, "url": f"http://127.0.0.1:{port}/webhooks/hostpms",
+                  "events": ["reservation.updated"]},
+        )  # fmt: skip
+        secrets[PROPERTY] = [subscription.json()["secret"]]
+        event_id = running.simulator.emit_event(PROPERTY, "reservation.updated")
+        deadline = time.monotonic() + 10
+        while not list(store.list(f"hostpms/{PROPERTY}/webhooks/")) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    landed = orjson.loads(store.get(next(iter(store.list(f"hostpms/{PROPERTY}/webhooks/"))).key))
+    assert landed["event_id"] == event_id
+    reservation_id = landed["data"][0]["reservation_id"]
+
+    result = tick(sensor_resources, None)
+    (run_request,) = result.run_requests
+    run = materialize(
+        [*pipeline_assets, *pipeline_checks],
+        selection=hostpms_webhook_job.selection,
+        partition_key=str(run_request.partition_key),
+        resources={
+            **sensor_resources,
+            "processed_store": ObjectStoreResource(url=sensor_resources["raw_store"].url + "-processed"),
+            "batch_io_manager": InMemoryIOManager(),
+            # Not called: a webhook load does not poll.
+            "hostpms": HostPMSResource(base_url="http://127.0.0.1:9/v3", postgres=sensor_resources["postgres"]),
+        },
+        instance=DagsterInstance.ephemeral(),
+    )
+    assert run.success
+    assert RAW_RESERVATIONS not in {event.asset_key for event in run.get_asset_materialization_events()}
+    with sensor_resources["postgres"].connect() as conn:
+        rows = booking_store.fetch_bookings(conn, hotel_id=PROPERTY).to_pylist()
+    (row,) = [r for r in rows if r["external_id"] == reservation_id]
+    assert row["event_received_at"] is not None
+    assert row["synced_at"] >= row["event_received_at"]
+    (lag,) = [e for e in run.get_asset_check_evaluations() if e.check_name == "webhook_lag_under_30s"]
+    assert lag.passed and lag.metadata["webhook_rows"].value == 1
