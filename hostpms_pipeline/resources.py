@@ -17,6 +17,7 @@ from dagster import ConfigurableResource, EnvVar, InMemoryIOManager
 from pydantic import SecretStr
 
 from hostpms_pipeline import database
+from hostpms_pipeline.alerts import LogNotifier, Notifier, SlackNotifier, SNSNotifier
 from hostpms_pipeline.credentials import SecretProvider
 from hostpms_pipeline.hostpms import contract
 from hostpms_pipeline.hostpms.client import HostPMSClient
@@ -115,6 +116,20 @@ class ObjectStoreResource(ConfigurableResource):
         return open_store(self.url)
 
 
+class NotifierResource(ConfigurableResource):
+    """Where alerts go: a Slack incoming webhook, an SNS topic, else the log."""
+
+    slack_webhook_url: str | None = None
+    sns_topic_arn: str | None = None
+
+    def notifier(self) -> Notifier:
+        if self.slack_webhook_url:
+            return SlackNotifier(self.slack_webhook_url)
+        if self.sns_topic_arn:
+            return SNSNotifier(self.sns_topic_arn)
+        return LogNotifier()
+
+
 def _secret_env(name: str) -> EnvVar | None:
     return EnvVar(name) if os.getenv(name) else None
 
@@ -137,4 +152,8 @@ def build_resources(settings: Settings) -> dict[str, object]:
         "processed_store": ObjectStoreResource(url=settings.resolved_processed_url),
         "postgres": postgres,
         "batch_io_manager": InMemoryIOManager(),
+        "notifier": NotifierResource(
+            slack_webhook_url=_secret_env("HOSTPMS_ALERT_SLACK_WEBHOOK_URL"),
+            sns_topic_arn=settings.alert_sns_topic_arn,
+        ),
     }

@@ -1,14 +1,22 @@
-"""The sensor that brings webhook drops from the raw store into PostgreSQL within seconds."""
+"""Sensors: webhook drops into PostgreSQL within seconds, and the PRD's alerts."""
 
 import json
 from datetime import UTC, datetime
 
-from dagster import RunRequest, SensorEvaluationContext, SensorResult, SkipReason, sensor
+from dagster import (
+    RunFailureSensorContext,
+    RunRequest,
+    SensorEvaluationContext,
+    SensorResult,
+    SkipReason,
+    run_failure_sensor,
+    sensor,
+)
 
-from hostpms_pipeline import webhook_discovery
-from hostpms_pipeline.jobs import hostpms_webhook_job
+from hostpms_pipeline import alerts, checkpoints, webhook_discovery
+from hostpms_pipeline.jobs import hostpms_full_resync_job, hostpms_sync_job, hostpms_webhook_job
 from hostpms_pipeline.partitions import live_partition_key
-from hostpms_pipeline.resources import ObjectStoreResource, PostgresResource
+from hostpms_pipeline.resources import NotifierResource, ObjectStoreResource, PostgresResource
 from hostpms_pipeline.schedules import PROPERTY_TAG
 from hostpms_pipeline.settings import get_settings
 
@@ -49,3 +57,39 @@ def hostpms_webhook_drops(
     if not run_requests:
         return SensorResult(skip_reason=SkipReason("no new webhook drops"), cursor=next_cursor)
     return SensorResult(run_requests=run_requests, cursor=next_cursor)
+
+
+@run_failure_sensor(
+    name="hostpms_sync_failure_alert",
+    monitored_jobs=[hostpms_sync_job, hostpms_webhook_job, hostpms_full_resync_job],
+    description="On each failed sync: a warning, critical from the third failure in a row (PRD).",
+)
+def hostpms_sync_failure_alert(context: RunFailureSensorContext, notifier: NotifierResource):
+    property_id = context.dagster_run.tags.get(PROPERTY_TAG)
+    if property_id is None:
+        return
+    failures = alerts.consecutive_failures(context.instance, property_id, PROPERTY_TAG)
+    alert = alerts.failure_alert(property_id, max(failures, 1), context.dagster_run.job_name)
+    context.log.warning(alert.text())
+    notifier.notifier().notify(alert)
+
+
+@sensor(
+    name="hostpms_sync_lag_alarm",
+    minimum_interval_seconds=300,
+    description="Critical alert when a property's data is more than 2 hours old (once per episode).",
+)
+def hostpms_sync_lag_alarm(
+    context: SensorEvaluationContext, postgres: PostgresResource, notifier: NotifierResource
+):
+    # Cursor: the properties already alerted as stale, so an episode alerts once.
+    alerted = set(json.loads(context.cursor)) if context.cursor else set()
+    with postgres.connect() as conn:
+        last_sync = checkpoints.last_sync_times(conn, "reservations")
+    stale = alerts.stale_properties(last_sync, list(get_settings().property_ids), datetime.now(UTC))
+    for property_id in sorted(stale.keys() - alerted):
+        alert = alerts.Alert("critical", property_id, "data sync lag over 2 hours", stale[property_id])
+        context.log.error(alert.text())
+        notifier.notifier().notify(alert)
+    context.update_cursor(json.dumps(sorted(stale)))  # a property that recovers may alert again
+    return SkipReason(f"stale properties: {', '.join(sorted(stale)) or 'none'}")

@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     # DynamoDB table for webhook idempotency (AWS); unset: a PostgreSQL table.
     idempotency_table: str | None = None
     mapping_file: Path | None = None
+    # Alerts: a Slack incoming webhook or an SNS topic; neither set, the log.
+    alert_slack_webhook_url: SecretStr | None = None
+    alert_sns_topic_arn: str | None = None
     http_timeout_seconds: float = 30.0
     page_limit: int = Field(default=100, ge=1, le=500)
     rate_limit_per_minute: int = Field(default=100, ge=1)  # HostPMS: per client and endpoint
