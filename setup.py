@@ -35,6 +35,7 @@ setup(
             "pytest-xdist>=3.5",
             "pytest-timeout>=2.3",
             "moto[server]>=5.0",
+            "ruff>=0.6",
         ]
     },
     entry_points={"console_scripts": ["hostpms=hostpms_pipeline.cli:main"]},

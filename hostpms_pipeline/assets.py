@@ -10,7 +10,6 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import pyarrow as pa
-from pydantic import Field
 from dagster import (
     AssetExecutionContext,
     AssetIn,
@@ -26,10 +25,9 @@ from dagster import (
     RetryRequested,
     asset,
 )
+from pydantic import Field
 
 from hostpms_pipeline import landing, pipeline, webhook_discovery
-from hostpms_pipeline.credentials import MissingSecret
-from hostpms_pipeline.hostpms.client import InvalidCredentials, ServiceUnavailable, UnknownProperty
 from hostpms_pipeline.checks import (
     ACCOUNTED_FOR_SPEC,
     QUALITY_SPECS,
@@ -38,6 +36,8 @@ from hostpms_pipeline.checks import (
     evaluate_quality,
     evaluate_webhook_lag,
 )
+from hostpms_pipeline.credentials import MissingSecret
+from hostpms_pipeline.hostpms.client import InvalidCredentials, ServiceUnavailable, UnknownProperty
 from hostpms_pipeline.keys import (
     BOOKINGS,
     BOOKINGS_PARQUET,
@@ -49,7 +49,6 @@ from hostpms_pipeline.mapping import load_mapping_tables
 from hostpms_pipeline.partitions import property_month_partitions, sync_scope
 from hostpms_pipeline.resources import HostPMSResource, ObjectStoreResource, PostgresResource
 from hostpms_pipeline.settings import get_settings
-
 
 # 503 and transient failures are retried by Dagster, later, from the checkpoint.
 SYNC_RETRY_POLICY = RetryPolicy(

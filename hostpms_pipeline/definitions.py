@@ -7,7 +7,11 @@ from hostpms_pipeline.checks import pipeline_checks
 from hostpms_pipeline.jobs import hostpms_full_resync_job, hostpms_sync_job, hostpms_webhook_job
 from hostpms_pipeline.resources import build_resources
 from hostpms_pipeline.schedules import hostpms_hourly_poll
-from hostpms_pipeline.sensors import hostpms_sync_failure_alert, hostpms_sync_lag_alarm, hostpms_webhook_drops
+from hostpms_pipeline.sensors import (
+    hostpms_sync_failure_alert,
+    hostpms_sync_lag_alarm,
+    hostpms_webhook_drops,
+)
 from hostpms_pipeline.settings import get_settings
 
 defs = Definitions(

@@ -84,8 +84,8 @@ def _failure(result) -> str:
 
 def print_summary(echo: Echo) -> None:
     """What is now in PostgreSQL and Parquet, per hotel."""
-    from hostpms_pipeline.definitions import defs
     from hostpms_pipeline import booking_store, parquet_store
+    from hostpms_pipeline.definitions import defs
 
     resources = defs.resources
     with resources["postgres"].connect() as conn:

@@ -23,7 +23,7 @@ from hostpms_pipeline.assets import pipeline_assets
 from hostpms_pipeline.resources import HostPMSResource, NotifierResource, ObjectStoreResource, PostgresResource
 from hostpms_pipeline.schedules import PROPERTY_TAG
 from hostpms_pipeline.sensors import hostpms_sync_failure_alert, hostpms_sync_lag_alarm
-from hostpms_pipeline.settings import SIMULATOR_CLIENT_ID, SIMULATOR_CLIENT_SECRET
+from hostpms_pipeline.settings import SIMULATOR_CLIENT_ID
 from hostpms_pipeline.simulator.server import serve_app_in_background
 from hostpms_pipeline_tests.fixtures.s3 import TEST_ENV, TEST_REGION
 

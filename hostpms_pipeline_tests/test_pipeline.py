@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 
 import pytest
 from dagster import DagsterInstance, InMemoryIOManager, MultiPartitionKey, materialize

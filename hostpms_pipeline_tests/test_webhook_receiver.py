@@ -27,7 +27,8 @@ from starlette.types import ASGIApp
 from hostpms_pipeline import database, transform
 from hostpms_pipeline.credentials import MissingSecret
 from hostpms_pipeline.hostpms import contract
-from hostpms_pipeline.settings import SIMULATOR_CLIENT_ID, SIMULATOR_CLIENT_SECRET, Settings
+from hostpms_pipeline.settings import Settings
+from hostpms_pipeline_tests.fixtures.simulator import subscribe_webhooks
 from hostpms_pipeline.simulator import HostPMSSimulator, SimulatorConfig, run_in_background
 from hostpms_pipeline.simulator.server import serve_app_in_background
 from hostpms_pipeline.storage import LocalObjectStore, ObjectStore
@@ -737,27 +738,9 @@ def test_simulator_deliveries_land_once_each(
     with (
         run_in_background(HostPMSSimulator(config)) as running,
         serve_app_in_background(receiver) as port,
-        httpx.Client(base_url=running.base_url) as api,
     ):
-        token = api.post(
-            contract.TOKEN_PATH,
-            json={
-                "grant_type": "client_credentials",
-                "client_id": SIMULATOR_CLIENT_ID,
-                "client_secret": SIMULATOR_CLIENT_SECRET,
-            },
-        ).json()["access_token"]
-        subscription = api.post(
-            contract.SUBSCRIBE_PATH,
-            headers={"Authorization": f"Bearer {token}"},
-            json={
-                "property_id": PROPERTY,
-                "url": f"http://127.0.0.1:{port}/webhooks/hostpms",
-                "events": events,
-            },
-        )
-        assert subscription.status_code == 201
-        subscribed[PROPERTY] = [subscription.json()["secret"]]
+        url = f"http://127.0.0.1:{port}/webhooks/hostpms"
+        subscribed[PROPERTY] = [subscribe_webhooks(running, PROPERTY, url, events)]
         emitted = {running.simulator.emit_event(PROPERTY, event_type) for event_type in events}
 
         def delivered() -> list[dict[str, Any]]:

@@ -7,7 +7,6 @@ import json
 import time
 from datetime import UTC, datetime, timedelta
 
-import httpx
 import orjson
 import pytest
 from dagster import DagsterInstance, InMemoryIOManager, build_sensor_context, materialize
@@ -21,15 +20,14 @@ from hostpms_pipeline.jobs import hostpms_webhook_job
 from hostpms_pipeline.keys import RAW_RESERVATIONS
 from hostpms_pipeline.resources import HostPMSResource, ObjectStoreResource, PostgresResource
 from hostpms_pipeline.sensors import hostpms_webhook_drops
-from hostpms_pipeline.settings import SIMULATOR_CLIENT_ID, SIMULATOR_CLIENT_SECRET
 from hostpms_pipeline.simulator import run_in_background
 from hostpms_pipeline.simulator.server import serve_app_in_background
 from hostpms_pipeline.simulator.service import HostPMSSimulator
-from hostpms_pipeline.storage import open_store
 from hostpms_pipeline.webhooks.acceptance import WebhookAcceptor
 from hostpms_pipeline.webhooks.idempotency import PostgresIdempotencyStore
 from hostpms_pipeline.webhooks.landing import webhook_key
 from hostpms_pipeline.webhooks.receiver import create_app
+from hostpms_pipeline_tests.fixtures.simulator import subscribe_webhooks
 
 PROPERTY = "PT-LIS-001"
 
@@ -149,20 +147,9 @@ def test_simulator_webhook_reaches_postgres_through_receiver_sensor_and_run(
     with (
         run_in_background(HostPMSSimulator(simulator_config)) as running,
         serve_app_in_background(receiver) as port,
-        httpx.Client(base_url=running.base_url) as api,
     ):
-        token = api.post(
-            contract.TOKEN_PATH,
-            json={"grant_type": "client_credentials", "client_id": SIMULATOR_CLIENT_ID,
-                  "client_secret": SIMULATOR_CLIENT_SECRET},
-        ).json()["access_token"]  # fmt: skip
-        subscription = api.post(
-            contract.SUBSCRIBE_PATH,
-            headers={"Authorization": f"Bearer {token}"},
-            json={"property_id": PROPERTY, "url": f"http://127.0.0.1:{port}/webhooks/hostpms",
-                  "events": ["reservation.updated"]},
-        )  # fmt: skip
-        secrets[PROPERTY] = [subscription.json()["secret"]]
+        url = f"http://127.0.0.1:{port}/webhooks/hostpms"
+        secrets[PROPERTY] = [subscribe_webhooks(running, PROPERTY, url, ["reservation.updated"])]
         event_id = running.simulator.emit_event(PROPERTY, "reservation.updated")
         deadline = time.monotonic() + 10
         while not list(store.list(f"hostpms/{PROPERTY}/webhooks/")) and time.monotonic() < deadline:

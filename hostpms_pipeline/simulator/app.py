@@ -20,7 +20,12 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from hostpms_pipeline.hostpms import contract
 from hostpms_pipeline.simulator import admin
-from hostpms_pipeline.simulator.faults import DropConnection, MalformedBody, SlowResponse, StatusFault
+from hostpms_pipeline.simulator.faults import (
+    DropConnection,
+    MalformedBody,
+    SlowResponse,
+    StatusFault,
+)
 from hostpms_pipeline.simulator.ratelimit import Verdict
 from hostpms_pipeline.simulator.store import InvalidCursor, PageRequest, decode_cursor
 from hostpms_pipeline.simulator.webhooks import UnknownEvent

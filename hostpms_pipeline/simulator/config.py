@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any
 
 from hostpms_pipeline.hostpms import contract
 from hostpms_pipeline.settings import (
@@ -14,7 +15,6 @@ from hostpms_pipeline.settings import (
     SIMULATOR_CLIENT_SECRET,
     Settings,
 )
-
 
 COUNTRIES = ("PT", "ES")  # the countries whose values the simulator speaks
 

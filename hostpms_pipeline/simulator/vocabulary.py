@@ -12,8 +12,8 @@ Choices the contract leaves open, written down here and in docs/simulator.md:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 
 @dataclass(frozen=True)
