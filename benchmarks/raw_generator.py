@@ -7,13 +7,15 @@ Some values come in the variants HostPMS is known to send (other case, no
 accents, stray spaces); optionally some reservations reappear later in a newer
 state (duplicates for deduplication) and some records are malformed (rejects).
 
-    from benchmarks.raw_generator import generate_landed_pages
+    from benchmarks.raw_generator import generate_landed_pages, generate_newer_versions
     files = list(generate_landed_pages(1_000_000, updated_fraction=0.1))
+    # A later landing: newer states of 10% of the bookings above.
+    later = list(generate_newer_versions(generate_landed_pages(1_000_000), 0.1))
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -160,6 +162,40 @@ def generate_landed_pages(
         for index in np.flatnonzero(rng.random(count) < bad_fraction).tolist():
             _break_record(rng, records[index])
         yield _as_landed_page(property_id, page, start + count, records, last=start + count >= n_records)
+
+
+def generate_newer_versions(
+    previous_pages: Iterable[tuple[str, bytes]],
+    fraction: float,
+    records_per_page: int = 500,
+    seed: int = 8,
+) -> Iterator[tuple[str, bytes]]:
+    """Pages carrying a newer, different state of ``fraction`` of the reservations in
+    ``previous_pages``: same reservation, property and ``created_at``; later
+    ``updated_at`` and ``received_at``; another status and total (so another state hash).
+    """
+    rng = np.random.default_rng(seed)
+    newer: dict[str, list[dict]] = {}
+    latest = EPOCH
+    for _, body in previous_pages:
+        page = orjson.loads(body)
+        latest = max(latest, np.datetime64(page["received_at"].rstrip("Z"), "s"))
+        chosen = np.flatnonzero(rng.random(len(page["data"])) < fraction).tolist()
+        newer.setdefault(page["property_id"], []).extend(page["data"][i] for i in chosen)
+    second = int((latest - EPOCH) / np.timedelta64(1, "s")) + 86_400  # a day after the previous run
+    page_number = 1_000_000  # numbers of their own, so locations never clash with earlier pages
+    for property_id, records in newer.items():
+        statuses = VOCABULARY[property_id.split("-", 1)[0]]["status"]
+        for start in range(0, len(records), records_per_page):
+            page_records = records[start : start + records_per_page]
+            for record in page_records:
+                second += 1
+                record["status"] = statuses[(statuses.index(record["status"]) + 1) % len(statuses)]
+                record["pricing"]["total"] = round(record["pricing"]["total"] + 10.5, 2)
+                record["updated_at"] = f"{EPOCH + np.timedelta64(second, 's')}Z"
+            page_number += 1
+            last = start + records_per_page >= len(records)
+            yield _as_landed_page(property_id, page_number, second, page_records, last=last)
 
 
 if __name__ == "__main__":

@@ -23,16 +23,24 @@ open it is its own transaction and commits; inside the caller's, it is a
 savepoint and commits with the caller. Either way a failing batch writes
 nothing. Writers take a transaction-scoped advisory lock per property before
 merging, so runs touching the same property serialise; this relies on the
-default READ COMMITTED isolation (the merge's snapshot is taken after the locks).
+default READ COMMITTED isolation (the stored rows are read after the locks, and
+no writer changes a locked property's rows until the holder commits, so the
+rows read can then be inserted without ON CONFLICT and updated by row address).
+
+Speed (benchmarks/bench_pipeline.py): new keys are COPYed straight into
+``bookings``; only records newer than a stored row are staged in full. The
+table has fillfactor 90, so such an update usually stays on its page (HOT)
+and writes no index entries.
 """
 
 from __future__ import annotations
 
 import io
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 
+import numpy as np
 import psycopg
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -40,7 +48,7 @@ import pyarrow.csv as pa_csv
 from psycopg import sql
 from psycopg.copy import QueuedLibpqWriter
 
-from hostpms_pipeline.booking_schema import BOOKING_KEY, BOOKING_SCHEMA, REJECTED_SCHEMA
+from hostpms_pipeline.booking_schema import BOOKING_KEY, BOOKING_SCHEMA, REJECTED_SCHEMA, TIMESTAMP
 from hostpms_pipeline.database import advisory_key
 
 # (year, month, day) of booked_at in UTC; None for bookings without booked_at
@@ -48,8 +56,15 @@ from hostpms_pipeline.database import advisory_key
 Partition = tuple[int, int, int] | None
 
 COPY_CHUNK_ROWS = 65_536
+CSV_BLOCK_BYTES = 4 << 20  # per block parsed by one Arrow thread
 MERGE_WORK_MEM = "256MB"
 STAGING_TABLE = "booking_staging"
+KEYS_STAGING_TABLE = "booking_key_staging"
+# Collated as in `bookings`, so the join compares bytes.
+_KEYS_STAGING_COLUMNS = (
+    'source text COLLATE "C", external_id text COLLATE "C", hotel_id text COLLATE "C",'
+    " ordinal bigint"
+)
 # Columns the store decides; the incoming values are ignored.
 STORE_OWNED = ("synced_at", "version")
 # Updated from the incoming record whenever it is newer (same state or not).
@@ -81,32 +96,94 @@ class UpsertStats:
 def upsert_bookings(conn: psycopg.Connection, bookings: pa.Table) -> UpsertStats:
     """Merge bookings (BOOKING_SCHEMA, one row per BOOKING_KEY) into ``bookings``.
 
-    One COPY into a temporary staging table, then one INSERT ... ON CONFLICT.
-    A key repeated within the batch fails it (CardinalityViolation), writing nothing.
+    The batch's keys go to PostgreSQL first (a narrow COPY) to find which are
+    stored and how new the stored rows are; new keys are then COPYed straight
+    into ``bookings`` (far cheaper than INSERT ... SELECT), and only the records
+    newer than their stored row are staged in full to UPDATE it. A key repeated
+    within the batch is refused (ValueError) before anything is written.
     """
     bookings = bookings.select(BOOKING_SCHEMA.names).cast(BOOKING_SCHEMA)
-    hotels = pc.unique(bookings["hotel_id"]).to_pylist()
+    if bookings.group_by(list(BOOKING_KEY)).aggregate([]).num_rows != bookings.num_rows:
+        raise ValueError("a booking key appears more than once in the batch: deduplicate it first")
     with conn.transaction():
-        conn.execute(
-            sql.SQL("CREATE TEMP TABLE {} (LIKE bookings) ON COMMIT DROP").format(
-                sql.Identifier(STAGING_TABLE)
-            )
-        )
-        copy_arrow(conn, STAGING_TABLE, bookings)
-        lock_properties(conn, hotels)
-        # The merge hash-joins the batch with the stored keys; in memory, not in batches on disk.
+        _create_staging(conn, KEYS_STAGING_TABLE, _KEYS_STAGING_COLUMNS)
+        ordinals = pa.arange(0, bookings.num_rows)
+        keys = bookings.select(list(BOOKING_KEY)).append_column("ordinal", ordinals)
+        copy_arrow(conn, KEYS_STAGING_TABLE, keys)
+        lock_properties(conn, pc.unique(bookings["hotel_id"]).to_pylist())
+        # The join hashes the batch's keys; in memory, not in batches on disk.
         conn.execute(sql.SQL("SET LOCAL work_mem = {}").format(sql.Literal(MERGE_WORK_MEM)))
-        row = conn.execute(_MERGE_SQL).fetchone()
-        conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(STAGING_TABLE)))
-    assert row is not None
-    inserted, updated, unchanged, stale, days = row
-    return UpsertStats(
-        inserted=inserted,
-        updated=updated,
-        unchanged=unchanged,
-        stale=stale,
-        touched_partitions=frozenset(map(_partition, days or ())),
-    )
+        # Read after the locks: no other writer changes these properties' rows until commit.
+        merge = _MergePlan(bookings, copy_query_to_arrow(conn, _STORED_SQL, [], _STORED_SCHEMA))
+        written_at = conn.execute("SELECT now()").fetchone()
+        assert written_at is not None
+        copy_arrow(conn, "bookings", _as_stored(merge.inserted_rows, written_at[0]))
+        if merge.newer_rows.num_rows:
+            _update_stored(conn, merge.newer_rows, merge.newer_stored_rows)
+        conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(KEYS_STAGING_TABLE)))
+    return merge.stats()
+
+
+class _MergePlan:
+    """What each record of a batch does to the stored rows, from the stored rows of its keys."""
+
+    def __init__(self, bookings: pa.Table, stored: pa.Table) -> None:
+        is_new = np.ones(bookings.num_rows, dtype=bool)
+        is_new[stored["ordinal"].to_numpy()] = False
+        self.inserted_rows = bookings.filter(pa.array(is_new))
+        incoming = bookings.take(stored["ordinal"])
+        newer = pc.greater(incoming["source_updated_at"], stored["stored_updated_at"])
+        same_state = pc.equal(incoming["state_hash"], stored["stored_hash"])
+        self.newer_rows = incoming.filter(newer)
+        self.newer_stored_rows = stored["stored_row"].filter(newer)
+        self.old_booked_at = stored["stored_booked_at"].filter(newer)
+        self.updated = _count(pc.and_(newer, pc.invert(same_state)))
+        self.stale = _count(pc.less(incoming["source_updated_at"], stored["stored_updated_at"]))
+        self.unchanged = stored.num_rows - self.updated - self.stale
+
+    def stats(self) -> UpsertStats:
+        booked_at = [
+            self.inserted_rows["booked_at"], self.newer_rows["booked_at"], self.old_booked_at
+        ]
+        # Dropping the zone keeps the UTC wall time, whose date is the partition.
+        utc = pa.chunked_array(booked_at, TIMESTAMP).cast(pa.timestamp("us"))
+        days = pc.unique(utc.cast(pa.date32()))
+        return UpsertStats(
+            inserted=self.inserted_rows.num_rows,
+            updated=self.updated,
+            unchanged=self.unchanged,
+            stale=self.stale,
+            touched_partitions=frozenset(map(_partition, days.to_pylist())),
+        )
+
+
+def _count(mask: pa.ChunkedArray | pa.Array) -> int:
+    return pc.sum(mask, min_count=0).as_py()
+
+
+def _create_staging(conn: psycopg.Connection, name: str, columns: str) -> None:
+    statement = sql.SQL("CREATE TEMP TABLE {} ({}) ON COMMIT DROP")
+    conn.execute(statement.format(sql.Identifier(name), sql.SQL(columns)))
+
+
+def _as_stored(bookings: pa.Table, written_at: datetime) -> pa.Table:
+    """New rows as stored: version 1, synced now (the store owns both columns)."""
+    rows = bookings.num_rows
+    columns = {
+        "synced_at": pa.repeat(pa.scalar(written_at, TIMESTAMP), rows),
+        "version": pa.repeat(pa.scalar(1, pa.int32()), rows),
+    }
+    for name, values in columns.items():
+        bookings = bookings.set_column(bookings.schema.get_field_index(name), name, values)
+    return bookings
+
+
+def _update_stored(conn: psycopg.Connection, newer: pa.Table, stored_rows: pa.ChunkedArray) -> None:
+    """Overwrite the stored rows (by row address) with their newer records."""
+    _create_staging(conn, STAGING_TABLE, "LIKE bookings, stored_row tid")
+    copy_arrow(conn, STAGING_TABLE, newer.append_column("stored_row", stored_rows))
+    conn.execute(_UPDATE_SQL)
+    conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(STAGING_TABLE)))
 
 
 def lock_properties(conn: psycopg.Connection, hotel_ids: Iterable[str]) -> None:
@@ -218,92 +295,108 @@ def booking_counts(conn: psycopg.Connection) -> dict[str, int]:
 def copy_query_to_arrow(
     conn: psycopg.Connection, query: sql.Composable, params: list[object], schema: pa.Schema
 ) -> pa.Table:
-    """Run ``query`` through ``COPY ... TO STDOUT (FORMAT csv)`` and parse it with Arrow into ``schema``."""
-    buffer = io.BytesIO()
+    """Run ``query`` through ``COPY ... TO STDOUT (FORMAT csv)`` and parse it with Arrow into ``schema``.
+
+    Arrow parses the stream as it arrives (in its own threads, without the GIL),
+    so the whole CSV text is never held in memory and parsing overlaps the transfer.
+    """
     statement = sql.SQL("COPY ({}) TO STDOUT (FORMAT csv)").format(query)
     with conn.cursor().copy(statement, params) as copy:
-        for chunk in copy:
-            buffer.write(chunk)
-    if not buffer.getbuffer().nbytes:
-        return schema.empty_table()  # Arrow refuses an empty CSV
-    buffer.seek(0)
-    table = pa_csv.read_csv(
-        buffer,
-        read_options=pa_csv.ReadOptions(column_names=schema.names),
-        convert_options=pa_csv.ConvertOptions(
-            column_types=schema,
-            strings_can_be_null=True,
-            quoted_strings_can_be_null=False,  # "" is an empty string, bare empty is NULL
-        ),
-    )
+        stream = _CopyStream(iter(copy))
+        if stream.at_end():
+            return schema.empty_table()  # Arrow refuses an empty CSV
+        reader = pa_csv.open_csv(
+            io.BufferedReader(stream, buffer_size=CSV_BLOCK_BYTES),
+            read_options=pa_csv.ReadOptions(column_names=schema.names, block_size=CSV_BLOCK_BYTES),
+            convert_options=pa_csv.ConvertOptions(
+                column_types=schema,
+                strings_can_be_null=True,
+                quoted_strings_can_be_null=False,  # "" is an empty string, bare empty is NULL
+            ),
+        )
+        table = reader.read_all()
     return table.cast(schema)
+
+
+class _CopyStream(io.RawIOBase):
+    """The rows of a ``COPY ... TO STDOUT`` as a readable byte stream."""
+
+    def __init__(self, rows: Iterator[bytes | memoryview]) -> None:
+        self._rows = rows
+        self._pending = memoryview(b"")
+
+    def readable(self) -> bool:
+        return True
+
+    def at_end(self) -> bool:
+        return not self._fill()
+
+    def readinto(self, target: bytearray | memoryview) -> int:  # type: ignore[override]
+        output = memoryview(target).cast("B")
+        written = 0
+        while written < len(output) and self._fill():
+            size = min(len(output) - written, len(self._pending))
+            output[written : written + size] = self._pending[:size]
+            self._pending = self._pending[size:]
+            written += size
+        return written
+
+    def _fill(self) -> bool:
+        while not self._pending:
+            row = next(self._rows, None)
+            if row is None:
+                return False
+            self._pending = memoryview(row).cast("B")
+        return True
 
 
 def _partition(day: date | None) -> Partition:
     return None if day is None else (day.year, day.month, day.day)
 
 
-def _merge_sql() -> sql.Composed:
-    def ident_list(names: Iterable[str]) -> sql.Composed:
-        return sql.SQL(", ").join(map(sql.Identifier, names))
+_STORED_SCHEMA = pa.schema(
+    [
+        ("ordinal", pa.int64()),
+        ("stored_row", pa.string()),
+        ("stored_updated_at", TIMESTAMP),
+        ("stored_hash", pa.string()),
+        ("stored_booked_at", TIMESTAMP),
+    ]
+)
 
-    written_by_store = [name for name in BOOKING_SCHEMA.names if name not in STORE_OWNED]
-    state_changed = sql.SQL("EXCLUDED.state_hash <> b.state_hash")
-    assignments: list[sql.Composable] = [
-        sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(name))
-        for name in (*STATE_UPDATED, *ALWAYS_REFRESHED)
-    ]
-    assignments += [
-        sql.SQL("event_received_at = GREATEST(b.event_received_at, EXCLUDED.event_received_at)"),
-        sql.SQL("version = b.version + ({})::integer").format(state_changed),
-        sql.SQL("synced_at = CASE WHEN {} THEN EXCLUDED.synced_at ELSE b.synced_at END").format(
-            state_changed
-        ),
-    ]
-    # `existing` and `written` share the statement's snapshot (taken after the
-    # property locks), so classifying from `existing` matches what `written` did.
+
+def _stored_sql() -> sql.Composed:
     return sql.SQL(
-        """
-        WITH existing AS (
-            SELECT s.source_updated_at AS incoming_updated_at, s.state_hash AS incoming_hash,
-                   b.source_updated_at AS stored_updated_at, b.state_hash AS stored_hash,
-                   b.booked_at AS stored_booked_at
-            FROM {staging} AS s
-            LEFT JOIN bookings AS b USING ({key})
-        ),
-        written AS (
-            INSERT INTO bookings AS b ({written_columns}, synced_at, version)
-            SELECT {staged_columns}, now(), 1
-            FROM {staging} AS s
-            LEFT JOIN bookings AS stored USING ({key})
-            -- Replays and stale records never reach ON CONFLICT, which would lock
-            -- (and so write) every conflicting row even when its WHERE is false.
-            WHERE stored.source_updated_at IS NULL OR s.source_updated_at > stored.source_updated_at
-            ON CONFLICT ({key}) DO UPDATE SET {assignments}
-            WHERE EXCLUDED.source_updated_at > b.source_updated_at
-            RETURNING b.booked_at
-        ),
-        touched AS (
-            SELECT booked_at FROM written
-            UNION ALL
-            SELECT stored_booked_at FROM existing WHERE incoming_updated_at > stored_updated_at
-        )
-        SELECT
-            count(*) FILTER (WHERE stored_updated_at IS NULL),
-            count(*) FILTER (WHERE incoming_updated_at > stored_updated_at AND incoming_hash <> stored_hash),
-            count(*) FILTER (WHERE incoming_updated_at = stored_updated_at
-                             OR (incoming_updated_at > stored_updated_at AND incoming_hash = stored_hash)),
-            count(*) FILTER (WHERE incoming_updated_at < stored_updated_at),
-            (SELECT array_agg(DISTINCT (booked_at AT TIME ZONE 'UTC')::date) FROM touched)
-        FROM existing
-        """
+        "SELECT k.ordinal, b.ctid::text, b.source_updated_at, b.state_hash, b.booked_at"
+        " FROM {keys} AS k JOIN bookings AS b USING ({key})"
     ).format(
-        staging=sql.Identifier(STAGING_TABLE),
-        key=ident_list(BOOKING_KEY),
-        written_columns=ident_list(written_by_store),
-        staged_columns=sql.SQL(", ").join(sql.Identifier("s", name) for name in written_by_store),
-        assignments=sql.SQL(", ").join(assignments),
+        keys=sql.Identifier(KEYS_STAGING_TABLE),
+        key=sql.SQL(", ").join(map(sql.Identifier, BOOKING_KEY)),
     )
 
 
-_MERGE_SQL = _merge_sql()
+def _update_sql() -> sql.Composed:
+    state_changed = sql.SQL("s.state_hash <> b.state_hash")
+    assignments: list[sql.Composable] = [
+        sql.SQL("{0} = s.{0}").format(sql.Identifier(name))
+        for name in (*STATE_UPDATED, *ALWAYS_REFRESHED)
+    ]
+    assignments += [
+        sql.SQL("event_received_at = GREATEST(b.event_received_at, s.event_received_at)"),
+        sql.SQL("version = b.version + ({})::integer").format(state_changed),
+        sql.SQL("synced_at = CASE WHEN {} THEN now() ELSE b.synced_at END").format(state_changed),
+    ]
+    # The ANY(ARRAY(...)) makes the planner fetch the stored rows by address
+    # instead of scanning the table for a hash join.
+    return sql.SQL(
+        """
+        UPDATE bookings AS b SET {assignments}
+        FROM {staging} AS s
+        WHERE b.ctid = s.stored_row AND s.source_updated_at > b.source_updated_at
+          AND b.ctid = ANY(ARRAY(SELECT stored_row FROM {staging}))
+        """
+    ).format(staging=sql.Identifier(STAGING_TABLE), assignments=sql.SQL(", ").join(assignments))
+
+
+_STORED_SQL = _stored_sql()
+_UPDATE_SQL = _update_sql()

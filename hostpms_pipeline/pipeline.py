@@ -6,7 +6,10 @@ measured is what runs. Work is columnar (Arrow) from the raw JSON onwards.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -69,7 +72,7 @@ class LoadResult:
 def read_pending(
     store: ObjectStore, conn: psycopg.Connection, property_id: str | None = None
 ) -> RawBatch:
-    locations = checkpoints.pending_files(conn, property_id=property_id)
+    locations = checkpoints.pending_files(conn, property_id=property_id, collection="reservations")
     return read_files(store, locations)
 
 
@@ -132,20 +135,58 @@ def process_pending(
     tables: MappingTables,
     *,
     property_id: str | None = None,
-    files_per_chunk: int = 400,
+    files_per_chunk: int = 200,
+    stage_seconds: dict[str, float] | None = None,
 ) -> list[LoadResult]:
     """Every pending raw file through map, dedup and PostgreSQL, a chunk of files at a time.
 
-    Memory stays bounded by the chunk, however many files are pending; each chunk
-    commits on its own, so a failure keeps what earlier chunks loaded and leaves
-    the rest pending. The touched Parquet partitions are rewritten once at the end.
+    Memory stays bounded by the chunk, however many files are pending: one chunk
+    is prepared (read, mapped, deduplicated) in a thread while the previous one
+    loads, so Arrow's work overlaps PostgreSQL's. Each chunk commits on its own,
+    so a failure keeps what earlier chunks loaded and leaves the rest pending. The
+    touched Parquet partitions are rewritten once at the end. ``stage_seconds``,
+    if given, accumulates the time spent in each stage (stages overlap).
     """
-    locations = checkpoints.pending_files(conn, property_id=property_id)
+    timings = stage_seconds if stage_seconds is not None else {}
+
+    @contextmanager
+    def stage(name: str) -> Iterator[None]:
+        began = time.perf_counter()
+        try:
+            yield
+        finally:
+            timings[name] = timings.get(name, 0.0) + time.perf_counter() - began
+
+    def prepare(chunk: list[str]) -> MappedBatch:
+        with stage("read"):
+            raw = read_files(store, chunk)
+        with stage("map"):
+            mapped = map_batch(raw, tables)
+        with stage("deduplicate"):
+            return deduplicate(mapped)
+
+    def prepared_one_ahead(chunks: list[list[str]]) -> Iterator[MappedBatch]:
+        """Each chunk prepared, the next one already under way while the caller loads this one."""
+        preparer = ThreadPoolExecutor(1)
+        try:
+            upcoming = preparer.submit(prepare, chunks[0])
+            for following in chunks[1:]:
+                batch = upcoming.result()
+                upcoming = preparer.submit(prepare, following)
+                yield batch
+            yield upcoming.result()
+        finally:  # also when loading failed: the chunk being prepared is abandoned
+            preparer.shutdown(cancel_futures=True)
+
+    locations = checkpoints.pending_files(conn, property_id=property_id, collection="reservations")
+    starts = range(0, len(locations), files_per_chunk)
+    chunks = [locations[start : start + files_per_chunk] for start in starts]
     results = []
-    for start in range(0, len(locations), files_per_chunk):
-        raw = read_files(store, locations[start : start + files_per_chunk])
-        results.append(load_postgres(conn, deduplicate(map_batch(raw, tables))))
-    export_parquet(conn, processed_url)
+    for batch in prepared_one_ahead(chunks) if chunks else ():
+        with stage("postgres"):
+            results.append(load_postgres(conn, batch))
+    with stage("parquet"):
+        export_parquet(conn, processed_url)
     return results
 
 

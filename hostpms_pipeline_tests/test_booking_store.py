@@ -7,13 +7,14 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import psycopg
 import pyarrow as pa
 import pytest
 
-from hostpms_pipeline import database
+from hostpms_pipeline import checkpoints, database, parquet_store, pipeline
 from hostpms_pipeline.booking_schema import BOOKING_SCHEMA, REJECTED_SCHEMA, SOURCE
 from hostpms_pipeline.booking_store import (
     UpsertStats,
@@ -23,6 +24,9 @@ from hostpms_pipeline.booking_store import (
     insert_rejected,
     upsert_bookings,
 )
+from hostpms_pipeline.mapping import load_mapping_tables
+from hostpms_pipeline.storage import LocalObjectStore
+from hostpms_pipeline_tests.test_transform import page, reservation
 
 T0 = datetime(2024, 3, 15, 14, 0, tzinfo=UTC)
 
@@ -231,11 +235,25 @@ def test_failing_batch_writes_nothing(pg_conn: psycopg.Connection) -> None:
     changed = booking(
         1, status="cancelled", state_hash="state-2", source_updated_at=T0 + timedelta(hours=1)
     )
-    # The same key twice breaks the batch in the middle of the write.
-    broken = table(booking(5), changed, booking(6), booking(6, state_hash="state-2"), booking(7))
+    # Two bookings with one id break the batch in the middle of the write (after the update).
+    broken = table(booking(5), changed, booking(6), booking(7, id=booking(6)["id"]), booking(8))
 
-    with pytest.raises(psycopg.errors.CardinalityViolation):
+    with pytest.raises(psycopg.errors.UniqueViolation):
         upsert_bookings(pg_conn, broken)
+
+    assert fetch_bookings(pg_conn).equals(before)
+
+
+def test_a_key_repeated_in_the_batch_is_refused(pg_conn: psycopg.Connection) -> None:
+    upsert_bookings(pg_conn, table(booking(1)))
+    before = fetch_bookings(pg_conn)
+    newer = {"status": "cancelled", "source_updated_at": T0 + timedelta(hours=1)}
+    repeated = table(
+        booking(1, state_hash="state-2", **newer), booking(1, state_hash="state-3", **newer)
+    )
+
+    with pytest.raises(ValueError, match="more than once"):
+        upsert_bookings(pg_conn, repeated)
 
     assert fetch_bookings(pg_conn).equals(before)
 
@@ -404,3 +422,48 @@ def test_insert_rejected_is_idempotent(pg_conn: psycopg.Connection) -> None:
         ("hostpms/PT-LIS-001/polling/a.json", 4, None),
         ("other.json", 0, None),
     ]
+
+
+def test_pending_files_in_chunks_end_as_one_batch(
+    pg_conn: psycopg.Connection, tmp_path: Path
+) -> None:
+    # Landing order: RSV-1 changes in three chunks, an older RSV-2 state lands after a newer one.
+    states = [
+        ("RSV-1", "2024-03-15T14:00:00Z", "confirmado"),
+        ("RSV-2", "2024-03-15T15:00:00Z", "confirmado"),
+        ("RSV-1", "2024-03-16T14:00:00Z", "cancelado"),
+        ("RSV-3", "2024-03-16T15:00:00Z", "confirmado"),
+        ("RSV-2", "2024-03-14T15:00:00Z", "no_show"),
+        ("RSV-1", "2024-03-17T14:00:00Z", "check_in"),
+    ]
+    store = LocalObjectStore(tmp_path / "raw")
+    for number, (reservation_id, updated_at, status) in enumerate(states):
+        record = reservation(reservation_id=reservation_id, updated_at=updated_at, status=status)
+        body = page([record])
+        location = store.put(f"hostpms/PT-LIS-001/polling/page-{number}.json", body)
+        landed_at = T0 + timedelta(seconds=number)
+        checkpoints.record_landed_file(
+            pg_conn, location, "PT-LIS-001", "polling", "reservations", 1, landed_at
+        )
+    pg_conn.commit()
+
+    def process(files_per_chunk: int, processed: Path) -> list[dict[str, Any]]:
+        pipeline.process_pending(
+            store, pg_conn, str(processed), load_mapping_tables(), files_per_chunk=files_per_chunk
+        )
+        rows = fetch_bookings(pg_conn)
+        assert parquet_store.read_bookings(str(processed)).sort_by("id").equals(rows.sort_by("id"))
+        return comparable(rows)
+
+    in_chunks = process(2, tmp_path / "chunked")
+    assert checkpoints.pending_files(pg_conn) == []
+    pg_conn.execute("TRUNCATE bookings")
+    pg_conn.execute("UPDATE raw_files SET processed_at = NULL")
+    pg_conn.commit()
+    at_once = process(100, tmp_path / "whole")
+
+    assert without(in_chunks, "version") == without(at_once, "version")
+    assert sorted((row["external_id"], row["status_original"]) for row in at_once) == [
+        ("RSV-1", "check_in"), ("RSV-2", "confirmado"), ("RSV-3", "confirmado")]
+    versions = {row["external_id"]: row["version"] for row in in_chunks}
+    assert versions == {"RSV-1": 3, "RSV-2": 1, "RSV-3": 1}  # one version per chunk that changed it

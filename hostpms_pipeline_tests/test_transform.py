@@ -300,3 +300,14 @@ def test_state_hash_changes_with_state_only():
     changed = one_booking(reservation(pricing__total=451.00))
     assert replay["state_hash"] == base["state_hash"]
     assert changed["state_hash"] != base["state_hash"]
+
+
+def test_a_page_with_an_ill_typed_value_is_read_with_the_others():
+    good = page([reservation(reservation_id="RSV-1"), reservation(reservation_id="RSV-2")])
+    odd = page([reservation(reservation_id="RSV-3", pricing__total={"amount": 1})])
+    raw = read_landed([("a.json", good), ("b.json", odd), ("c.json", good)])
+    assert raw.column("raw_location").to_pylist() == ["a.json", "a.json", "b.json", "c.json", "c.json"]
+    assert raw.column("record_index").to_pylist() == [0, 1, 0, 0, 1]
+    bookings, rejected = to_bookings(raw, load_mapping_tables(), SYNCED_AT)
+    assert bookings.num_rows == 4
+    assert rejected.to_pylist()[0]["reason"] == "total_not_a_number"

@@ -1,0 +1,159 @@
+"""End-to-end ETL throughput: landed raw files → map → dedup → PostgreSQL upsert → Parquet.
+
+    PYTHONPATH=. .venv/bin/python benchmarks/bench_pipeline.py [--rows 100000 1000000] [--url URI]
+
+For each N, into a fresh schema and fresh local raw and processed folders:
+
+1. *first run*: N reservations landed as polling pages (500 a page) in a local raw
+   store and recorded in the raw-file ledger, then ``pipeline.process_pending``
+   (what the benchmark times) into an empty ``bookings`` table;
+2. *update run*: newly landed pages carrying a newer, different state of 10% of
+   those bookings, then ``process_pending`` again (the ledger gives only the new files).
+
+Timing runs from "raw files pending" to "PostgreSQL and Parquet written". Landing
+happens in a child process before the clock starts, so neither its time nor its
+memory is counted. Peak RSS is this process's high-water mark during the run
+(reset before it): the PostgreSQL server's processes are not included. Stage
+times overlap (a chunk is prepared while the previous one loads), so they add
+up to more than the total. Without --url (or HOSTPMS_DATABASE_URL) it uses a
+throwaway embedded PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TypeVar
+
+import psycopg
+from psycopg import sql
+
+from benchmarks.raw_generator import generate_landed_pages, generate_newer_versions
+from hostpms_pipeline import booking_store, checkpoints, database, parquet_store, pipeline
+from hostpms_pipeline.mapping import load_mapping_tables
+from hostpms_pipeline.storage import LocalObjectStore
+
+Result = TypeVar("Result")
+UPDATED_FRACTION = 0.10
+STAGES = ("read", "map", "deduplicate", "postgres", "parquet")
+
+
+def land(url: str, schema: str, raw_root: Path, n_records: int, updates: bool) -> int:
+    """Store the pages and record them in the ledger, as the landing code does; returns pages landed."""
+    store = LocalObjectStore(raw_root)
+    pages: Iterable[tuple[str, bytes]] = generate_landed_pages(n_records)
+    if updates:
+        pages = generate_newer_versions(generate_landed_pages(n_records), UPDATED_FRACTION)
+    landed = 0
+    with database.connect(url, schema) as conn, conn.transaction():
+        for key, body in pages:
+            property_id = key.split("/")[1]
+            location = store.put(key, body)
+            checkpoints.record_landed_file(
+                conn, location, property_id, "polling", "reservations", body.count(b'"reservation_id"'),
+                datetime.now(UTC),
+            )
+            landed += 1
+    return landed
+
+
+def in_child(function: Callable[..., Result], *args: object) -> Result:
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as child:
+        return child.submit(function, *args).result()
+
+
+def reset_peak_rss() -> None:
+    Path("/proc/self/clear_refs").write_text("5")  # Linux: resets VmHWM to the current RSS
+
+
+def rss_mb(field: str) -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1]) / 1024
+    raise LookupError(field)
+
+
+def run(label: str, url: str, schema: str, raw_root: Path, processed: Path, records: int) -> None:
+    store = LocalObjectStore(raw_root)
+    tables = load_mapping_tables()
+    stages: dict[str, float] = {}
+    with database.connect(url, schema) as conn:
+        pending = len(checkpoints.pending_files(conn))
+        reset_peak_rss()
+        before = rss_mb("VmRSS")
+        began = time.perf_counter()
+        results = pipeline.process_pending(store, conn, str(processed), tables, stage_seconds=stages)
+        elapsed = time.perf_counter() - began
+        peak = rss_mb("VmHWM")
+        stored = conn.execute("SELECT count(*), count(*) FILTER (WHERE version > 1) FROM bookings").fetchone()
+    assert stored is not None
+    inserted = sum(r.stats.inserted for r in results)
+    updated = sum(r.stats.updated for r in results)
+    parquet_rows = parquet_store.dataset_summary(str(processed)).row_count
+    figures = "  ".join(f"{name} {stages.get(name, 0.0):5.2f}" for name in STAGES)
+    print(
+        f"  {label:<13} {records:>9,} records, {pending:>5,} files: {figures}  |"
+        f" total {elapsed:6.2f} s = {records / elapsed:>9,.0f} records/s;"
+        f" peak RSS {peak:,.0f} MB (before {before:,.0f} MB)"
+    )
+    print(
+        f"  {'':<13} inserted {inserted:,}, updated {updated:,}; PostgreSQL {stored[0]:,} bookings"
+        f" ({stored[1]:,} past version 1), Parquet {parquet_rows:,} rows"
+    )
+    if parquet_rows != stored[0]:
+        raise SystemExit("Parquet and PostgreSQL disagree")
+
+
+def bench(url: str, n_records: int) -> None:
+    print(f"N = {n_records:,}")
+    schema = f"bench_pipeline_{n_records}"
+    database.migrate(url, schema)
+    try:
+        with tempfile.TemporaryDirectory() as folder:
+            raw_root, processed = Path(folder) / "raw", Path(folder) / "processed"
+            in_child(land, url, schema, raw_root, n_records, False)
+            run("first run", url, schema, raw_root, processed, n_records)
+            in_child(land, url, schema, raw_root, n_records, True)
+            updates = round(n_records * UPDATED_FRACTION)  # about: each record is drawn with that chance
+            run("10% updated", url, schema, raw_root, processed, updates)
+    finally:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
+
+
+@contextmanager
+def server_url(url: str | None) -> Iterator[str]:
+    if url:
+        yield url
+        return
+    with tempfile.TemporaryDirectory() as folder:
+        server = database.embedded_server(Path(folder) / "data", cleanup_mode="delete")
+        try:
+            yield server.get_uri()
+        finally:
+            server.cleanup()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--url", default=os.environ.get("HOSTPMS_DATABASE_URL"),
+                        help="PostgreSQL URI; default: HOSTPMS_DATABASE_URL, else a throwaway embedded server")
+    args = parser.parse_args()
+    print(f"{os.cpu_count()} CPUs; stage times in seconds, overlapping")
+    with server_url(args.url) as url:
+        for n_records in args.rows:
+            # Each N in a fresh process, so one N's peak memory is not another's baseline.
+            in_child(bench, url, n_records)
+
+
+if __name__ == "__main__":
+    main()
