@@ -9,7 +9,7 @@ from hostpms_pipeline.checks import ACCOUNTED_FOR_SPEC, BLOCKING_RULES, QUALITY_
 from hostpms_pipeline.cli import PROJECT_ROOT
 from hostpms_pipeline.definitions import defs
 from hostpms_pipeline.schedules import PROPERTY_TAG
-from hostpms_pipeline.partitions import sync_scope
+from hostpms_pipeline.partitions import live_partition_key, sync_scope
 from hostpms_pipeline.settings import get_settings
 
 
@@ -62,3 +62,9 @@ def test_instance_config_never_runs_one_property_twice_at_once(tmp_path):
     limits = {limit["key"]: limit for limit in queue.tag_concurrency_limits}
     assert limits[PROPERTY_TAG]["limit"] == 1
     assert limits[PROPERTY_TAG]["value"] == {"applyLimitPerUniqueValue": True}
+
+
+def test_full_resync_is_one_launch_in_the_ui():
+    job = defs.resolve_job_def("hostpms_full_resync_job")
+    config = job.get_run_config_for_partition_key(str(live_partition_key("PT-LIS-001")))
+    assert config["ops"]["hostpms__raw_reservations"]["config"] == {"full_resync": True}
