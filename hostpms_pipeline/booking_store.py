@@ -274,6 +274,17 @@ def fetch_bookings(
     return copy_query_to_arrow(conn, query, params, BOOKING_SCHEMA)
 
 
+def rows_per_day(conn: psycopg.Connection, partitions: Collection[Partition]) -> dict[Partition, int]:
+    """How many stored bookings fall on each of these booked_at days (None: no booked_at)."""
+    rows = conn.execute(
+        "SELECT (booked_at AT TIME ZONE 'UTC')::date, count(*) FROM bookings"
+        " WHERE (booked_at AT TIME ZONE 'UTC')::date = ANY(%s::date[]) OR (booked_at IS NULL AND %s)"
+        " GROUP BY 1",
+        ([date(*day) for day in partitions if day is not None], None in partitions),
+    )
+    return {(day.year, day.month, day.day) if day else None: count for day, count in rows}
+
+
 def booking_keys(conn: psycopg.Connection, *, hotel_id: str | None = None) -> pa.Table:
     """id, natural key, version and state hash of every stored booking (for PostgreSQL/Parquet checks)."""
     schema = pa.schema([BOOKING_SCHEMA.field(name) for name in BOOKING_KEY_COLUMNS])

@@ -19,10 +19,12 @@ import pyarrow.compute as pc
 
 from hostpms_pipeline import booking_store, checkpoints, parquet_store, transform
 from hostpms_pipeline.booking_schema import BOOKING_KEY, MAPPED_FIELDS, UNKNOWN
+from hostpms_pipeline.checkpoints import Partition
 from hostpms_pipeline.mapping import MappingTables
 from hostpms_pipeline.storage import ObjectStore
 
-READ_THREADS = 8  # object-store reads are I/O bound (S3 round trips)
+READ_THREADS = 8
+EXPORT_ROWS_PER_GROUP = 250_000  # bounds the Parquet export's memory (~300 MB of bookings)  # object-store reads are I/O bound (S3 round trips)
 
 
 @dataclass
@@ -66,7 +68,7 @@ class LoadResult:
     stats: booking_store.UpsertStats
     rejected_written: int
     files_processed: int
-    touched_partitions: set[checkpoints.Partition | None] = field(default_factory=set)
+    touched_partitions: set[Partition | None] = field(default_factory=set)
 
 
 def read_pending(
@@ -113,19 +115,42 @@ class ExportResult:
     rows: int
 
 
-def export_parquet(conn: psycopg.Connection, processed_url: str) -> ExportResult:
+def export_parquet(
+    conn: psycopg.Connection, processed_url: str, rows_per_group: int = EXPORT_ROWS_PER_GROUP
+) -> ExportResult:
     """Rewrite every queued day partition from PostgreSQL, so Parquet equals PostgreSQL.
 
-    The queue is emptied only if the rewrite succeeds; otherwise the next export
-    (of any run) retries those days.
+    Days are read and written a group at a time (about ``rows_per_group`` rows), so
+    memory stays bounded however much a run touched. The queue is emptied only if
+    every group was rewritten; otherwise the next export (of any run) retries them.
     """
     with conn.transaction():
         partitions = checkpoints.take_parquet_partitions(conn)
         if not partitions:
             return ExportResult(0, 0)
-        rows = booking_store.fetch_bookings(conn, partitions=partitions)
-        parquet_store.replace_partitions(processed_url, rows, partitions)
-    return ExportResult(len(partitions), rows.num_rows)
+        written = 0
+        for group in _day_groups(booking_store.rows_per_day(conn, partitions), partitions, rows_per_group):
+            rows = booking_store.fetch_bookings(conn, partitions=group)
+            parquet_store.replace_partitions(processed_url, rows, group)
+            written += rows.num_rows
+    return ExportResult(len(partitions), written)
+
+
+def _day_groups(
+    counts: dict[Partition | None, int], partitions: list[Partition | None], rows_per_group: int
+) -> Iterator[list[Partition | None]]:
+    """Consecutive days packed into groups of at most ``rows_per_group`` rows (a bigger day alone)."""
+    group: list[Partition | None] = []
+    size = 0
+    for day in sorted(partitions, key=lambda day: day or (0, 0, 0)):
+        rows = counts.get(day, 0)  # a day with no rows left: its partition is removed
+        if group and size + rows > rows_per_group:
+            yield group
+            group, size = [], 0
+        group.append(day)
+        size += rows
+    if group:
+        yield group
 
 
 def process_pending(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from dagster import DagsterInstance, InMemoryIOManager, MultiPartitionKey, materialize
 
-from hostpms_pipeline import booking_store, database, parquet_store, pipeline
+from hostpms_pipeline import booking_store, checkpoints, database, parquet_store, pipeline
 from hostpms_pipeline.assets import pipeline_assets
 from hostpms_pipeline.checks import pipeline_checks
 from hostpms_pipeline.partitions import MONTH_DIMENSION, PROPERTY_DIMENSION, live_partition_key, sync_scope
@@ -133,5 +133,24 @@ def test_a_failed_parquet_export_is_caught_up_by_the_next_one(resources, instanc
         exported = pipeline.export_parquet(conn, resources["processed_store"].url)
         in_postgres = booking_store.booking_keys(conn)
     assert exported.partitions > 0 and exported.rows == in_postgres.num_rows
+    parquet = parquet_store.read_bookings(resources["processed_store"].url)
+    assert pipeline.key_set(parquet) == pipeline.key_set(in_postgres)
+
+
+def test_the_export_rewrites_in_bounded_groups_and_still_equals_postgres(resources, instance):
+    assert run(resources, instance, live_partition_key("PT-LIS-001")).success
+    with resources["postgres"].connect() as conn:
+        days = [(d.year, d.month, d.day) for (d,) in conn.execute(
+            "SELECT DISTINCT (booked_at AT TIME ZONE 'UTC')::date FROM bookings")]  # fmt: skip
+        checkpoints.enqueue_parquet_partitions(conn, days)
+        conn.commit()
+        counts = booking_store.rows_per_day(conn, days)
+        groups = list(pipeline._day_groups(counts, days, rows_per_group=20))
+        exported = pipeline.export_parquet(conn, resources["processed_store"].url, rows_per_group=20)
+        in_postgres = booking_store.booking_keys(conn)
+    assert len(groups) > 3
+    assert all(sum(counts[day] for day in group) <= 20 or len(group) == 1 for group in groups)
+    assert sorted(day for group in groups for day in group) == sorted(days)
+    assert exported.partitions == len(days) and exported.rows == in_postgres.num_rows
     parquet = parquet_store.read_bookings(resources["processed_store"].url)
     assert pipeline.key_set(parquet) == pipeline.key_set(in_postgres)
