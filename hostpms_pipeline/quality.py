@@ -106,7 +106,7 @@ def iva_consistent_with_country(bookings: pa.Table) -> RuleResult:
     failing_by_country: dict[str, int] = {}
     for code, rates in IVA_RATES.items():
         in_country = pc.and_(pc.equal(country, code), pc.is_valid(iva))
-        matches = pa.array([False] * bookings.num_rows)
+        matches = pa.array([False] * bookings.num_rows, type=pa.bool_())
         for rate in rates:
             for expected in (pc.multiply(total, rate), pc.multiply(total, rate / (1 + rate))):
                 close = pc.less_equal(pc.abs(pc.subtract(iva, expected)), IVA_TOLERANCE)

@@ -4,8 +4,11 @@ import json
 from datetime import UTC, datetime
 
 from dagster import (
+    DagsterInstance,
+    DagsterRunStatus,
     RunFailureSensorContext,
     RunRequest,
+    RunsFilter,
     SensorEvaluationContext,
     SensorResult,
     SkipReason,
@@ -19,6 +22,8 @@ from hostpms_pipeline.partitions import live_partition_key
 from hostpms_pipeline.resources import NotifierResource, ObjectStoreResource, PostgresResource
 from hostpms_pipeline.schedules import PROPERTY_TAG
 from hostpms_pipeline.settings import get_settings
+
+WAITING_STATUSES = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED]
 
 
 @sensor(
@@ -45,6 +50,8 @@ def hostpms_webhook_drops(
             raw_store.open(), conn, get_settings().property_ids, listed_through
         )
     next_cursor = json.dumps({"listed_through": now.isoformat()})
+    # A load not yet started will take every pending drop of its property: ask for no other.
+    waiting = _properties_with_a_load_waiting(context.instance)
     run_requests = [
         RunRequest(
             run_key=f"webhooks:{property_id}:{now.isoformat()}",
@@ -52,11 +59,19 @@ def hostpms_webhook_drops(
             tags={PROPERTY_TAG: property_id, "hostpms/webhook_drops": str(len(drops))},
         )
         for property_id, drops in new_drops.items()
-        if drops
+        if drops and property_id not in waiting
     ]
     if not run_requests:
-        return SensorResult(skip_reason=SkipReason("no new webhook drops"), cursor=next_cursor)
+        reason = "no new webhook drops" if not any(new_drops.values()) else "loads already waiting"
+        return SensorResult(skip_reason=SkipReason(reason), cursor=next_cursor)
     return SensorResult(run_requests=run_requests, cursor=next_cursor)
+
+
+def _properties_with_a_load_waiting(instance: DagsterInstance) -> set[str]:
+    records = instance.get_run_records(
+        filters=RunsFilter(job_name=hostpms_webhook_job.name, statuses=WAITING_STATUSES)
+    )
+    return {record.dagster_run.tags.get(PROPERTY_TAG) for record in records}
 
 
 @run_failure_sensor(

@@ -128,3 +128,9 @@ def test_webhook_lag_check_fails_past_30_seconds_and_ignores_polled_rows():
     failing = evaluate_webhook_lag(table(polled, late), loaded_at)
     assert not failing.passed
     assert failing.metadata["lag_p95_seconds"].value == 40.0
+
+
+@pytest.mark.parametrize("rule", RULES, ids=lambda rule: rule.__name__)
+def test_rule_passes_on_an_empty_batch(rule):
+    # A load with nothing new (e.g. a webhook run whose drops an earlier run took) is not an error.
+    assert rule(table()).passed

@@ -9,7 +9,14 @@ from datetime import UTC, datetime, timedelta
 
 import orjson
 import pytest
-from dagster import DagsterInstance, InMemoryIOManager, build_sensor_context, materialize
+from dagster import (
+    DagsterInstance,
+    DagsterRun,
+    DagsterRunStatus,
+    InMemoryIOManager,
+    build_sensor_context,
+    materialize,
+)
 
 from hostpms_pipeline import booking_store, checkpoints, webhook_discovery
 from hostpms_pipeline.assets import pipeline_assets
@@ -19,6 +26,7 @@ from hostpms_pipeline.hostpms import contract
 from hostpms_pipeline.jobs import hostpms_webhook_job
 from hostpms_pipeline.keys import RAW_RESERVATIONS
 from hostpms_pipeline.resources import HostPMSResource, ObjectStoreResource, PostgresResource
+from hostpms_pipeline.schedules import PROPERTY_TAG
 from hostpms_pipeline.sensors import hostpms_webhook_drops
 from hostpms_pipeline.simulator import run_in_background
 from hostpms_pipeline.simulator.server import serve_app_in_background
@@ -70,9 +78,9 @@ def sensor_resources(pg_url, pg_schema, tmp_path):
     }
 
 
-def tick(resources, cursor: str | None):
-    with DagsterInstance.ephemeral() as instance:
-        context = build_sensor_context(instance=instance, cursor=cursor, resources=resources)
+def tick(resources, cursor: str | None, instance: DagsterInstance | None = None):
+    with DagsterInstance.ephemeral() as ephemeral:
+        context = build_sensor_context(instance=instance or ephemeral, cursor=cursor, resources=resources)
         return hostpms_webhook_drops(context)
 
 
@@ -92,6 +100,22 @@ def test_new_drops_start_one_run_per_property_and_are_never_entered_twice(sensor
     second = tick(sensor_resources, first.cursor)
     assert not second.run_requests
     assert len(pending_webhook_files(sensor_resources)) == 3
+
+
+def test_no_second_load_is_asked_for_while_one_waits_in_the_queue(sensor_resources):
+    store = sensor_resources["raw_store"].open()
+    now = datetime.now(UTC)
+    drop(store, now - timedelta(seconds=5), "evt_1", reservation("RSV-1", now))
+    with DagsterInstance.ephemeral() as instance:
+        queued = DagsterRun(job_name=hostpms_webhook_job.name, status=DagsterRunStatus.NOT_STARTED,
+                            tags={PROPERTY_TAG: PROPERTY})  # fmt: skip
+        instance.add_run(queued)
+        waiting = tick(sensor_resources, None, instance)
+        assert not waiting.run_requests
+        assert len(pending_webhook_files(sensor_resources)) == 1  # the queued load will take it
+        instance.delete_run(queued.run_id)  # the queued load started and took it
+        drop(store, now - timedelta(seconds=2), "evt_2", reservation("RSV-2", now))
+        assert len(tick(sensor_resources, waiting.cursor, instance).run_requests) == 1
 
 
 def test_late_and_out_of_order_drops_inside_the_look_back_are_picked_up(sensor_resources):

@@ -15,6 +15,8 @@ from hostpms_pipeline.webhooks.acceptance import SecretLookup, WebhookAcceptor
 from hostpms_pipeline.webhooks.idempotency import open_idempotency_store
 from hostpms_pipeline.webhooks.receiver import create_app
 
+APP_FACTORY = "hostpms_pipeline.webhooks.server:build_app"
+
 
 def secret_lookup(settings: Settings, provider: SecretProvider) -> SecretLookup:
     """Secrets Manager: a property is known when its secret exists (a new hotel needs no
@@ -39,8 +41,19 @@ def build_app(settings: Settings | None = None) -> Starlette:
     return create_app(acceptor)
 
 
-def serve(host: str = "127.0.0.1", port: int = 8500, settings: Settings | None = None) -> None:
-    """Serve the receiver until interrupted (blocking)."""
+def serve(host: str = "127.0.0.1", port: int = 8500, workers: int | None = None) -> None:
+    """Serve the receiver until interrupted (blocking), settings from the environment.
+
+    ``workers`` uvicorn processes (default: ``$WEB_CONCURRENCY``, else 1) share the port;
+    each builds its own app, so each has its own connection pool and metrics.
+    """
     logging.basicConfig(level=logging.INFO, format="%(message)s")  # access lines are JSON already
-    # uvicorn's own access log would repeat each request; the receiver logs one JSON line.
-    uvicorn.run(build_app(settings), host=host, port=port, access_log=False)
+    uvicorn.run(
+        APP_FACTORY,
+        factory=True,  # an import string: worker processes build the app themselves
+        host=host,
+        port=port,
+        workers=workers,
+        # uvicorn's own access log would repeat each request; the receiver logs one JSON line.
+        access_log=False,
+    )
