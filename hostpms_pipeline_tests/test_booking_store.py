@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -26,45 +26,22 @@ from hostpms_pipeline.booking_store import (
 )
 from hostpms_pipeline.mapping import load_mapping_tables
 from hostpms_pipeline.storage import LocalObjectStore
-from hostpms_pipeline_tests.test_transform import page, reservation
+from hostpms_pipeline_tests.test_transform import TR2_BOOKING, page, reservation
 
 T0 = datetime(2024, 3, 15, 14, 0, tzinfo=UTC)
 
 
 def booking(number: int, *, hotel_id: str = "PT-LIS-001", **overrides: Any) -> dict[str, Any]:
     row: dict[str, Any] = {
+        **TR2_BOOKING,
         "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{hotel_id}/{number}")),
         "external_id": f"RSV-{number}",
-        "source": SOURCE,
         "hotel_id": hotel_id,
-        "guest_name": "João Silva",
-        "guest_email": "joao.silva@example.pt",
-        "guest_phone": "+351912345678",
-        "room_number": "201",
-        "room_type": "Double Room",
-        "room_type_original": "Quarto Duplo",
-        "check_in_date": date(2024, 3, 20),
-        "check_out_date": date(2024, 3, 25),
-        "booked_at": datetime(2024, 3, 1, 10, 30, tzinfo=UTC),
-        "total_amount": Decimal("450.00"),
-        "currency": "EUR",
-        "iva_amount": Decimal("103.50"),
-        "tourist_tax_amount": Decimal("10.00"),
-        "rate_plan": "flexible",
-        "rate_plan_original": "Flexível",
-        "status": "confirmed",
-        "status_original": "confirmado",
-        "channel": "ota",
-        "channel_original": "booking_com",
-        "payment_method": "credit_card",
-        "lead_time": 19,
-        "length_of_stay": 5,
         "source_updated_at": T0,
         "event_received_at": None,
         "raw_location": "hostpms/PT-LIS-001/polling/a.json",
         "state_hash": "state-1",
         "synced_at": T0,
-        "version": 1,
     }
     row.update(overrides)
     return row

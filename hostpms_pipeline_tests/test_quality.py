@@ -8,45 +8,20 @@ import pytest
 
 from hostpms_pipeline import quality
 from hostpms_pipeline.booking_schema import BOOKING_SCHEMA
+from hostpms_pipeline_tests.test_transform import TR2_BOOKING
 
 
 def booking(**overrides) -> dict:
+    """The TR-2 unified sample as a stored row, with ``overrides``."""
     row = {
+        **TR2_BOOKING,
         "id": "6f1d7c1e-0000-5000-8000-000000000001",
-        "external_id": "RSV-1",
-        "source": "hostpms",
-        "hotel_id": "PT-LIS-001",
-        "guest_name": "x",
-        "guest_email": "x",
-        "guest_phone": "x",
-        "room_number": "201",
-        "room_type": "Double Room",
-        "room_type_original": "Quarto Duplo",
-        "check_in_date": date(2024, 3, 20),
-        "check_out_date": date(2024, 3, 25),
-        "booked_at": datetime(2024, 3, 1, 10, 30, tzinfo=UTC),
-        "total_amount": Decimal("450.00"),
-        "currency": "EUR",
-        "iva_amount": Decimal("103.50"),
-        "tourist_tax_amount": Decimal("10.00"),
-        "rate_plan": "flexible",
-        "rate_plan_original": "Flexível",
-        "status": "confirmed",
-        "status_original": "confirmado",
-        "channel": "ota",
-        "channel_original": "booking_com",
-        "payment_method": "credit_card",
-        "lead_time": 19,
-        "length_of_stay": 5,
-        "source_updated_at": datetime(2024, 3, 15, 14, tzinfo=UTC),
         "event_received_at": None,
         "raw_location": "raw/x.json",
         "state_hash": "h",
         "synced_at": datetime(2024, 3, 15, 14, 30, tzinfo=UTC),
-        "version": 1,
     }
-    row.update(overrides)
-    return row
+    return row | overrides
 
 
 def table(*rows: dict) -> pa.Table:
