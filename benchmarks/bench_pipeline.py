@@ -26,9 +26,8 @@ import multiprocessing
 import os
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
@@ -36,8 +35,9 @@ from typing import TypeVar
 import psycopg
 from psycopg import sql
 
+from benchmarks.postgres_server import postgres_url
 from benchmarks.raw_generator import generate_landed_pages, generate_newer_versions
-from hostpms_pipeline import booking_store, checkpoints, database, parquet_store, pipeline
+from hostpms_pipeline import checkpoints, database, parquet_store, pipeline
 from hostpms_pipeline.mapping import load_mapping_tables
 from hostpms_pipeline.storage import LocalObjectStore
 
@@ -129,19 +129,6 @@ def bench(url: str, n_records: int) -> None:
             conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
 
 
-@contextmanager
-def server_url(url: str | None) -> Iterator[str]:
-    if url:
-        yield url
-        return
-    with tempfile.TemporaryDirectory() as folder:
-        server = database.embedded_server(Path(folder) / "data", cleanup_mode="delete")
-        try:
-            yield server.get_uri()
-        finally:
-            server.cleanup()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, nargs="+", default=[100_000, 1_000_000])
@@ -149,7 +136,7 @@ def main() -> None:
                         help="PostgreSQL URI; default: HOSTPMS_DATABASE_URL, else a throwaway embedded server")
     args = parser.parse_args()
     print(f"{os.cpu_count()} CPUs; stage times in seconds, overlapping")
-    with server_url(args.url) as url:
+    with postgres_url(args.url) as url:
         for n_records in args.rows:
             # Each N in a fresh process, so one N's peak memory is not another's baseline.
             in_child(bench, url, n_records)

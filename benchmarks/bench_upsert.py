@@ -14,13 +14,10 @@ from __future__ import annotations
 
 import argparse
 import resource
-import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import TypeVar
 
 import adbc_driver_postgresql.dbapi as adbc
@@ -30,6 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from psycopg import sql
 
+from benchmarks.postgres_server import postgres_url
 from hostpms_pipeline import booking_store, database
 from hostpms_pipeline.booking_schema import BOOKING_SCHEMA, MONEY, SOURCE, TIMESTAMP
 
@@ -110,19 +108,6 @@ def with_changes(table: pa.Table, fraction: float) -> pa.Table:
     for name, values in columns.items():
         table = table.set_column(table.schema.get_field_index(name), name, values)
     return table.cast(BOOKING_SCHEMA)
-
-
-@contextmanager
-def server_url(url: str | None) -> Iterator[str]:
-    if url:
-        yield url
-        return
-    with tempfile.TemporaryDirectory() as folder:
-        server = database.embedded_server(Path(folder) / "data", cleanup_mode="delete")
-        try:
-            yield server.get_uri()
-        finally:
-            server.cleanup()
 
 
 def timed(label: str, rows: int, action: Callable[[], Result]) -> Result:
@@ -216,7 +201,7 @@ def main() -> None:
     parser.add_argument("--url", help="PostgreSQL URI; default: a throwaway embedded server")
     parser.add_argument("--no-loaders", action="store_true", help="skip the bulk-load comparison")
     args = parser.parse_args()
-    with server_url(args.url) as url:
+    with postgres_url(args.url) as url:
         for rows in args.rows:
             schema = f"bench_{rows}"
             database.migrate(url, schema)

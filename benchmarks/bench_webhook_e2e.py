@@ -43,9 +43,9 @@ from pathlib import Path
 import httpx
 import psycopg
 
+from benchmarks.postgres_server import postgres_url
 from benchmarks.webhook_traffic import (
     PROPERTY_IDS,
-    embedded_postgres,
     receiver_environment,
     reservation_event,
     running_receiver,
@@ -269,7 +269,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-webhook-e2e-") as temp:
         folder = Path(temp)
-        with embedded_postgres(folder) as database_url:
+        with postgres_url() as database_url:
             environment = dagster_environment(folder, database_url, args.dequeue_interval)
             print(f"sensor turned on in {start_sensor(environment):.1f} s (dagster sensor start)")
             with (

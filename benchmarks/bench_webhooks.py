@@ -32,9 +32,9 @@ from pathlib import Path
 
 import psycopg
 
+from benchmarks.postgres_server import postgres_url
 from benchmarks.webhook_traffic import (
     PROPERTY_IDS,
-    embedded_postgres,
     receiver_environment,
     reservation_event,
     running_receiver,
@@ -165,7 +165,7 @@ def main() -> None:
     total = args.rate * args.seconds
     with tempfile.TemporaryDirectory(prefix="bench-webhooks-") as temp:
         folder = Path(temp)
-        with embedded_postgres(folder) as database_url:
+        with postgres_url() as database_url:
             environment = receiver_environment(folder, database_url)
             log_path = folder / "receiver.log"
             with running_receiver(environment, log_path) as base_url:

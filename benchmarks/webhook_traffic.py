@@ -17,7 +17,6 @@ from typing import Any
 import httpx
 import orjson
 
-from hostpms_pipeline import database
 from hostpms_pipeline.hostpms import contract
 
 HOST = "127.0.0.1"
@@ -90,16 +89,6 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind((HOST, 0))
         return int(probe.getsockname()[1])
-
-
-@contextmanager
-def embedded_postgres(folder: Path) -> Iterator[str]:
-    """A throwaway embedded PostgreSQL server; yields its URI."""
-    server = database.embedded_server(folder / "postgres", cleanup_mode="delete")
-    try:
-        yield server.get_uri()
-    finally:
-        server.cleanup()
 
 
 def receiver_environment(folder: Path, database_url: str) -> dict[str, str]:

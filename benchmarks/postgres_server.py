@@ -1,0 +1,24 @@
+"""The PostgreSQL a benchmark runs against: the given URL, else a throwaway embedded server."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from hostpms_pipeline import database
+
+
+@contextmanager
+def postgres_url(url: str | None = None) -> Iterator[str]:
+    """``url`` when given; otherwise start an embedded server in a temp dir, deleted afterwards."""
+    if url:
+        yield url
+        return
+    with tempfile.TemporaryDirectory() as folder:
+        server = database.embedded_server(Path(folder) / "data", cleanup_mode="delete")
+        try:
+            yield server.get_uri()
+        finally:
+            server.cleanup()
