@@ -17,14 +17,14 @@ import psycopg
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from hostpms_pipeline import booking_store, checkpoints, parquet_store, transform
-from hostpms_pipeline.booking_schema import BOOKING_KEY, MAPPED_FIELDS, UNKNOWN
+from hostpms_pipeline import booking_store, checkpoints, parquet_store, quality, transform
+from hostpms_pipeline.booking_schema import BOOKING_KEY
 from hostpms_pipeline.checkpoints import Partition
 from hostpms_pipeline.mapping import MappingTables
 from hostpms_pipeline.storage import ObjectStore
 
-READ_THREADS = 8
-EXPORT_ROWS_PER_GROUP = 250_000  # bounds the Parquet export's memory (~300 MB of bookings)  # object-store reads are I/O bound (S3 round trips)
+READ_THREADS = 8  # object-store reads are I/O bound (S3 round trips)
+EXPORT_ROWS_PER_GROUP = 250_000  # bounds the Parquet export's memory (~300 MB of bookings)
 
 
 @dataclass
@@ -48,15 +48,7 @@ class MappedBatch:
 
     def unknown_values(self) -> dict[str, dict[str, int]]:
         """Per mapped field, how often each unmapped original value occurred."""
-        report: dict[str, dict[str, int]] = {}
-        for mapped, original in MAPPED_FIELDS.items():
-            unknown = pc.equal(self.bookings[mapped], UNKNOWN)
-            originals = self.bookings.filter(unknown)[original]
-            counts = pc.value_counts(pc.fill_null(originals, "<missing>"))
-            values = {item["values"].as_py(): item["counts"].as_py() for item in counts}
-            if values:
-                report[mapped] = values
-        return report
+        return quality.mapped_values_known(self.bookings).metadata["unknown_values"]
 
     def rejects_by_reason(self) -> dict[str, int]:
         counts = pc.value_counts(self.rejected["reason"]) if self.rejected.num_rows else []
@@ -203,7 +195,8 @@ def process_pending(
         finally:  # also when loading failed: the chunk being prepared is abandoned
             preparer.shutdown(cancel_futures=True)
 
-    locations = checkpoints.pending_files(conn, property_id=property_id, collection="reservations")
+    with conn.transaction():  # committed now, so each chunk's load below commits on its own
+        locations = checkpoints.pending_files(conn, property_id=property_id, collection="reservations")
     starts = range(0, len(locations), files_per_chunk)
     chunks = [locations[start : start + files_per_chunk] for start in starts]
     results = []

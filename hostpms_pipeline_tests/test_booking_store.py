@@ -444,3 +444,31 @@ def test_pending_files_in_chunks_end_as_one_batch(
         ("RSV-1", "check_in"), ("RSV-2", "confirmado"), ("RSV-3", "confirmado")]
     versions = {row["external_id"]: row["version"] for row in in_chunks}
     assert versions == {"RSV-1": 3, "RSV-2": 1, "RSV-3": 1}  # one version per chunk that changed it
+
+
+def test_a_failing_chunk_keeps_what_earlier_chunks_committed(
+    pg_url: str, pg_schema: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = LocalObjectStore(tmp_path / "raw")
+    with database.connect(pg_url, pg_schema) as conn:
+        for number in range(4):
+            record = reservation(reservation_id=f"RSV-{number}", updated_at="2024-03-15T14:00:00Z")
+            location = store.put(f"hostpms/PT-LIS-001/polling/page-{number}.json", page([record]))
+            checkpoints.record_landed_file(
+                conn, location, "PT-LIS-001", "polling", "reservations", 1, T0 + timedelta(seconds=number)
+            )
+    real_upsert, calls = pipeline.booking_store.upsert_bookings, []
+
+    def upsert_failing_second_time(conn, bookings):
+        calls.append(bookings.num_rows)
+        if len(calls) == 2:
+            raise RuntimeError("crash while loading the second chunk")
+        return real_upsert(conn, bookings)
+
+    monkeypatch.setattr(pipeline.booking_store, "upsert_bookings", upsert_failing_second_time)
+    # The crash leaves through the connection, which rolls back whatever was not committed.
+    with pytest.raises(RuntimeError), database.connect(pg_url, pg_schema) as conn:
+        pipeline.process_pending(store, conn, str(tmp_path / "out"), load_mapping_tables(), files_per_chunk=2)
+    with database.connect(pg_url, pg_schema) as conn:  # a new session sees only what was committed
+        assert sorted(fetch_bookings(conn)["external_id"].to_pylist()) == ["RSV-0", "RSV-1"]
+        assert len(checkpoints.pending_files(conn)) == 2
