@@ -73,7 +73,7 @@ def read_pending(
 def read_files(store: ObjectStore, locations: list[str]) -> RawBatch:
     with ThreadPoolExecutor(READ_THREADS) as pool:
         contents = list(pool.map(store.get_location, locations))
-    return RawBatch(locations, transform.read_landed(zip(locations, contents)))
+    return RawBatch(locations, transform.read_landed(zip(locations, contents, strict=True)))
 
 
 def map_batch(raw: RawBatch, tables: MappingTables, synced_at: datetime | None = None) -> MappedBatch:
@@ -210,4 +210,4 @@ def process_pending(
 
 def key_set(table: pa.Table) -> set[tuple[str, str, str]]:
     columns = [table[name].to_pylist() for name in BOOKING_KEY]
-    return set(zip(*columns))
+    return set(zip(*columns, strict=True))

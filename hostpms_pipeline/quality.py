@@ -14,6 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from hostpms_pipeline.booking_schema import BOOKING_KEY, MAPPED_FIELDS, UNKNOWN
+from hostpms_pipeline.transform import ISO_4217_CURRENCIES
 
 REQUIRED_COLUMNS = (
     "id", "external_id", "source", "hotel_id", "check_in_date", "check_out_date",
@@ -26,13 +27,6 @@ IVA_RATES = {
     "ES": (0.03, 0.04, 0.07, 0.10, 0.21),
 }
 IVA_TOLERANCE = 0.0101  # a cent, plus float slack: HostPMS rounds each amount to the cent
-
-# ISO 4217 active codes a Portuguese or Spanish hotel can plausibly bill in, and the rest
-# of the common ones; an unlisted code fails the check rather than passing silently.
-ISO_4217 = frozenset(
-    "EUR USD GBP CHF SEK NOK DKK PLN CZK HUF RON BGN ISK JPY CNY HKD SGD AUD NZD CAD MXN BRL "
-    "ARS CLP COP PEN UYU ZAR MAD AOA MZN CVE INR KRW TRY AED SAR QAR ILS THB".split()
-)
 
 
 @dataclass
@@ -76,7 +70,8 @@ def stay_and_lead_time_match_dates(bookings: pa.Table) -> RuleResult:
 
 
 def currency_is_iso_4217(bookings: pa.Table) -> RuleResult:
-    valid = pc.is_in(bookings["currency"], value_set=pa.array(sorted(ISO_4217)))
+    # The same list the transform rejects by: a batch it accepted must pass here.
+    valid = pc.is_in(bookings["currency"], value_set=pa.array(sorted(ISO_4217_CURRENCIES)))
     bad = bookings.filter(pc.invert(pc.fill_null(valid, False)))["currency"]
     return _result(len(bad), invalid_codes=sorted({str(code) for code in bad.to_pylist()}))
 

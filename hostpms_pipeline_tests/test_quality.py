@@ -8,6 +8,7 @@ import pytest
 
 from hostpms_pipeline import quality
 from hostpms_pipeline.booking_schema import BOOKING_SCHEMA
+from hostpms_pipeline.transform import ISO_4217_CURRENCIES
 from hostpms_pipeline_tests.test_transform import TR2_BOOKING
 
 
@@ -109,3 +110,9 @@ def test_webhook_lag_check_fails_past_30_seconds_and_ignores_polled_rows():
 def test_rule_passes_on_an_empty_batch(rule):
     # A load with nothing new (e.g. a webhook run whose drops an earlier run took) is not an error.
     assert rule(table()).passed
+
+
+def test_every_currency_the_transform_accepts_passes_the_check():
+    accepted = [booking(id=str(i), external_id=f"RSV-{i}", currency=code)
+                for i, code in enumerate(sorted(ISO_4217_CURRENCIES))]  # fmt: skip
+    assert quality.currency_is_iso_4217(table(*accepted)).passed
