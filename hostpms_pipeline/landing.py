@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 # commits on HostPMS's side; the repeats are absorbed by dedup.
 INCREMENTAL_OVERLAP = timedelta(minutes=5)
 RAW_PREFIX = "hostpms"
+# Raw keys start with the arrival time in this form, so they sort by time (polling and webhooks).
+KEY_TIMESTAMP_FORMAT = "%Y%m%dT%H%M%S%fZ"
 
 Connect = Callable[[], AbstractContextManager[psycopg.Connection]]
 Progress = Callable[[FetchedPage], None]
@@ -53,7 +55,7 @@ class SyncResult:
 
 
 def polling_key(property_id: str, collection: str, received_at: datetime) -> str:
-    stamp = received_at.astimezone(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    stamp = received_at.astimezone(UTC).strftime(KEY_TIMESTAMP_FORMAT)
     return f"{RAW_PREFIX}/{property_id}/polling/{stamp}_{collection}.json"
 
 

@@ -14,6 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from hostpms_pipeline.booking_schema import BOOKING_KEY, MAPPED_FIELDS, UNKNOWN
+from hostpms_pipeline.hostpms.contract import property_country
 from hostpms_pipeline.transform import ISO_4217_CURRENCIES
 
 REQUIRED_COLUMNS = (
@@ -95,7 +96,7 @@ def mapped_values_known(bookings: pa.Table) -> RuleResult:
 
 def iva_consistent_with_country(bookings: pa.Table) -> RuleResult:
     """IVA is one of the property country's rates, applied to the total (as in TR-2) or included in it."""
-    country = pc.utf8_upper(pc.utf8_slice_codeunits(bookings["hotel_id"], 0, 2))
+    country = _countries(bookings["hotel_id"])
     total = pc.cast(bookings["total_amount"], pa.float64())
     iva = pc.cast(bookings["iva_amount"], pa.float64())
     failing_by_country: dict[str, int] = {}
@@ -110,3 +111,10 @@ def iva_consistent_with_country(bookings: pa.Table) -> RuleResult:
         if failing:
             failing_by_country[code] = failing
     return _result(sum(failing_by_country.values()), failing_by_country=failing_by_country)
+
+
+def _countries(hotel_ids: pa.ChunkedArray) -> pa.Array:
+    """Each row's property country, as the contract derives it (few distinct hotels per batch)."""
+    hotels = pc.unique(hotel_ids)
+    countries = pa.array([property_country(h) if h else None for h in hotels.to_pylist()], pa.string())
+    return pc.take(countries, pc.index_in(hotel_ids, value_set=hotels))

@@ -17,11 +17,9 @@ import orjson
 
 from hostpms_pipeline.booking_schema import SOURCE
 from hostpms_pipeline.hostpms import contract
-from hostpms_pipeline.landing import RAW_PREFIX
+from hostpms_pipeline.landing import KEY_TIMESTAMP_FORMAT, RAW_PREFIX
 from hostpms_pipeline.storage import ObjectStore
 from hostpms_pipeline.webhooks.verification import VerifiedEvent
-
-KEY_TIMESTAMP_FORMAT = "%Y%m%dT%H%M%S%fZ"
 
 
 def webhook_prefix(property_id: str, event_type: str) -> str:
