@@ -17,6 +17,9 @@ UNKNOWN = "unknown"
 MONEY = pa.decimal128(12, 2)
 TIMESTAMP = pa.timestamp("us", tz="UTC")
 
+# A Parquet partition: booked_at's (year, month, day) in UTC; None for bookings without booked_at.
+DayPartition = tuple[int, int, int] | None
+
 # Natural key of a booking (PRD: deduplicate on source + external_id + hotel_id).
 BOOKING_KEY = ("source", "external_id", "hotel_id")
 

@@ -48,12 +48,14 @@ import pyarrow.csv as pa_csv
 from psycopg import sql
 from psycopg.copy import QueuedLibpqWriter
 
-from hostpms_pipeline.booking_schema import BOOKING_KEY, BOOKING_SCHEMA, REJECTED_SCHEMA, TIMESTAMP
+from hostpms_pipeline.booking_schema import (
+    BOOKING_KEY,
+    BOOKING_SCHEMA,
+    REJECTED_SCHEMA,
+    TIMESTAMP,
+    DayPartition,
+)
 from hostpms_pipeline.database import advisory_key
-
-# (year, month, day) of booked_at in UTC; None for bookings without booked_at
-# (the transform rejects those; parquet_store keeps them in a null partition).
-Partition = tuple[int, int, int] | None
 
 COPY_CHUNK_ROWS = 65_536
 CSV_BLOCK_BYTES = 4 << 20  # per block parsed by one Arrow thread
@@ -86,7 +88,7 @@ class UpsertStats:
     stale: int  # older than the stored record, ignored
     # booked_at days holding a row this upsert wrote (a newer same-state record
     # included: its source_updated_at moved), plus the old day when booked_at moved.
-    touched_partitions: frozenset[Partition]
+    touched_partitions: frozenset[DayPartition]
 
     @property
     def total(self) -> int:
@@ -247,7 +249,7 @@ def insert_rejected(conn: psycopg.Connection, rejected: pa.Table) -> int:
 def fetch_bookings(
     conn: psycopg.Connection,
     *,
-    partitions: Collection[Partition] | None = None,
+    partitions: Collection[DayPartition] | None = None,
     hotel_id: str | None = None,
 ) -> pa.Table:
     """Stored bookings as a BOOKING_SCHEMA table, optionally only some booked_at days or one hotel.
@@ -274,7 +276,7 @@ def fetch_bookings(
     return copy_query_to_arrow(conn, query, params, BOOKING_SCHEMA)
 
 
-def rows_per_day(conn: psycopg.Connection, partitions: Collection[Partition]) -> dict[Partition, int]:
+def rows_per_day(conn: psycopg.Connection, partitions: Collection[DayPartition]) -> dict[DayPartition, int]:
     """How many stored bookings fall on each of these booked_at days (None: no booked_at)."""
     rows = conn.execute(
         "SELECT (booked_at AT TIME ZONE 'UTC')::date, count(*) FROM bookings"
@@ -361,7 +363,7 @@ class _CopyStream(io.RawIOBase):
         return True
 
 
-def _partition(day: date | None) -> Partition:
+def _partition(day: date | None) -> DayPartition:
     return None if day is None else (day.year, day.month, day.day)
 
 

@@ -14,10 +14,10 @@ from typing import Literal
 import psycopg
 from psycopg.rows import class_row
 
+from hostpms_pipeline.booking_schema import DayPartition
 from hostpms_pipeline.database import advisory_key
 
 RawFileKind = Literal["polling", "webhook"]
-Partition = tuple[int, int, int]  # a booked_at day (UTC): one Parquet partition
 
 
 @dataclass(frozen=True)
@@ -145,7 +145,7 @@ def last_sync_times(conn: psycopg.Connection, collection: str) -> dict[str, date
     return {property_id: moment for property_id, moment in rows}
 
 
-def enqueue_parquet_partitions(conn: psycopg.Connection, partitions: Iterable[Partition | None]) -> None:
+def enqueue_parquet_partitions(conn: psycopg.Connection, partitions: Iterable[DayPartition]) -> None:
     """Queue booked_at days for a Parquet rewrite (call inside the upsert's transaction)."""
     days = [date(*partition) if partition else None for partition in partitions]
     if days:
@@ -154,7 +154,7 @@ def enqueue_parquet_partitions(conn: psycopg.Connection, partitions: Iterable[Pa
         )
 
 
-def take_parquet_partitions(conn: psycopg.Connection) -> list[Partition | None]:
+def take_parquet_partitions(conn: psycopg.Connection) -> list[DayPartition]:
     """Claim every queued day (call inside the export's transaction; rolled back if it fails).
 
     Exports serialise on an advisory lock, so one never overwrites a newer one's files.

@@ -41,7 +41,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 from pyarrow.fs import FileSelector, FileSystem, FileType, LocalFileSystem, S3FileSystem
 
-from hostpms_pipeline.booking_schema import BOOKING_SCHEMA, SOURCE
+from hostpms_pipeline.booking_schema import BOOKING_SCHEMA, SOURCE, DayPartition
 
 DATASET_NAME = "bookings"
 FILE_NAME = "part-0.parquet"
@@ -57,9 +57,6 @@ _ROW_ORDER = [("hotel_id", "ascending"), ("external_id", "ascending")]
 _DAY_COLUMN = "__partition_day"
 _WRITE_THREADS = 8  # the work is I/O (S3 round trips) and pyarrow releases the GIL
 
-PartitionKey = tuple[int, int, int] | None
-"""(year, month, day) of ``booked_at`` in UTC; ``None`` for bookings without it."""
-
 
 @dataclass(frozen=True)
 class DatasetSummary:
@@ -73,11 +70,11 @@ def partition_of(table: pa.Table) -> pa.Array:
     return pc.cast(utc, pa.date32()).combine_chunks()
 
 
-def touched_partitions(table: pa.Table) -> set[PartitionKey]:
+def touched_partitions(table: pa.Table) -> set[DayPartition]:
     return {_key_of(day) for day in pc.unique(partition_of(table)).to_pylist()}
 
 
-def partition_path(key: PartitionKey) -> str:
+def partition_path(key: DayPartition) -> str:
     """The partition's folder, relative to the dataset root."""
     if key is None:
         year = month = day = NULL_PARTITION
@@ -87,7 +84,7 @@ def partition_path(key: PartitionKey) -> str:
 
 
 def replace_partitions(
-    processed_url: str, rows: pa.Table, partitions: Collection[PartitionKey]
+    processed_url: str, rows: pa.Table, partitions: Collection[DayPartition]
 ) -> int:
     """Make each listed partition hold exactly its rows from ``rows``; return rows written.
 
@@ -103,7 +100,7 @@ def replace_partitions(
     filesystem, root = filesystem_for(processed_url)
     groups = _split_by_partition(rows)
 
-    def replace(key: PartitionKey) -> int:
+    def replace(key: DayPartition) -> int:
         folder = f"{root}/{DATASET_NAME}/{partition_path(key)}"
         return _replace_partition(filesystem, folder, groups.get(key))
 
@@ -147,7 +144,7 @@ def _aws_variable(*names: str) -> str | None:
     return next((os.environ[name] for name in names if os.environ.get(name)), None)
 
 
-def _key_of(day: date | None) -> PartitionKey:
+def _key_of(day: date | None) -> DayPartition:
     return None if day is None else (day.year, day.month, day.day)
 
 
@@ -159,7 +156,7 @@ def _conform(rows: pa.Table) -> pa.Table:
     return rows
 
 
-def _split_by_partition(rows: pa.Table) -> dict[PartitionKey, pa.Table]:
+def _split_by_partition(rows: pa.Table) -> dict[DayPartition, pa.Table]:
     """Each partition's rows as file columns, in a fixed order so equal rows make equal files.
 
     One sort and one gather for all partitions, then zero-copy slices: gathering
@@ -171,7 +168,7 @@ def _split_by_partition(rows: pa.Table) -> dict[PartitionKey, pa.Table]:
     )
     ordered = rows.select(FILE_SCHEMA.names).take(order)
     runs = pc.run_end_encode(days.take(order))
-    groups: dict[PartitionKey, pa.Table] = {}
+    groups: dict[DayPartition, pa.Table] = {}
     start = 0
     for end, day in zip(runs.run_ends.to_pylist(), runs.values.to_pylist(), strict=True):
         groups[_key_of(day)] = ordered.slice(start, end - start)

@@ -18,8 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from hostpms_pipeline import booking_store, checkpoints, parquet_store, quality, transform
-from hostpms_pipeline.booking_schema import BOOKING_KEY
-from hostpms_pipeline.checkpoints import Partition
+from hostpms_pipeline.booking_schema import BOOKING_KEY, DayPartition
 from hostpms_pipeline.mapping import MappingTables
 from hostpms_pipeline.storage import ObjectStore
 
@@ -60,7 +59,7 @@ class LoadResult:
     stats: booking_store.UpsertStats
     rejected_written: int
     files_processed: int
-    touched_partitions: set[Partition | None] = field(default_factory=set)
+    touched_partitions: set[DayPartition] = field(default_factory=set)
 
 
 def read_pending(
@@ -129,10 +128,10 @@ def export_parquet(
 
 
 def _day_groups(
-    counts: dict[Partition | None, int], partitions: list[Partition | None], rows_per_group: int
-) -> Iterator[list[Partition | None]]:
+    counts: dict[DayPartition, int], partitions: list[DayPartition], rows_per_group: int
+) -> Iterator[list[DayPartition]]:
     """Consecutive days packed into groups of at most ``rows_per_group`` rows (a bigger day alone)."""
-    group: list[Partition | None] = []
+    group: list[DayPartition] = []
     size = 0
     for day in sorted(partitions, key=lambda day: day or (0, 0, 0)):
         rows = counts.get(day, 0)  # a day with no rows left: its partition is removed

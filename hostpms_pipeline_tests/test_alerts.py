@@ -20,7 +20,12 @@ from starlette.routing import Route
 
 from hostpms_pipeline import alerts, checkpoints
 from hostpms_pipeline.assets import pipeline_assets
-from hostpms_pipeline.resources import HostPMSResource, NotifierResource, ObjectStoreResource, PostgresResource
+from hostpms_pipeline.resources import (
+    HostPMSResource,
+    NotifierResource,
+    ObjectStoreResource,
+    PostgresResource,
+)
 from hostpms_pipeline.schedules import PROPERTY_TAG
 from hostpms_pipeline.sensors import hostpms_sync_failure_alert, hostpms_sync_lag_alarm
 from hostpms_pipeline.settings import SIMULATOR_CLIENT_ID
@@ -86,7 +91,7 @@ def test_the_third_failure_in_a_row_is_critical(failing_resources, slack):
     url, received = slack
     partition = "2026-11-01|PT-LIS-001"
     with DagsterInstance.ephemeral() as instance:
-        for attempt in range(1, 4):
+        for _ in range(3):
             run = materialize(
                 pipeline_assets, resources=failing_resources, instance=instance, partition_key=partition,
                 tags={PROPERTY_TAG: "PT-LIS-001"}, raise_on_error=False,

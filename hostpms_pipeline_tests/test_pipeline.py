@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-
 import pytest
 from dagster import DagsterInstance, InMemoryIOManager, MultiPartitionKey, materialize
 
 from hostpms_pipeline import booking_store, checkpoints, database, parquet_store, pipeline
 from hostpms_pipeline.assets import pipeline_assets
 from hostpms_pipeline.checks import pipeline_checks
-from hostpms_pipeline.partitions import MONTH_DIMENSION, PROPERTY_DIMENSION, live_partition_key, sync_scope
+from hostpms_pipeline.partitions import (
+    MONTH_DIMENSION,
+    PROPERTY_DIMENSION,
+    live_partition_key,
+    sync_scope,
+)
 from hostpms_pipeline.resources import HostPMSResource, ObjectStoreResource, PostgresResource
 from hostpms_pipeline.settings import SIMULATOR_CLIENT_ID, SIMULATOR_CLIENT_SECRET, get_settings
 
@@ -75,7 +79,7 @@ def test_every_property_syncs_with_every_check_passing(resources, instance, runn
     assert failed_checks(result) == []
     keys = stored(resources)
     for property_id in get_settings().property_ids:
-        in_postgres = {k for k, h in zip(keys["external_id"].to_pylist(), keys["hotel_id"].to_pylist()) if h == property_id}
+        in_postgres = {k for k, h in zip(keys["external_id"].to_pylist(), keys["hotel_id"].to_pylist(), strict=True) if h == property_id}
         assert in_postgres == set(visible_reservations(running_simulator, property_id))
     parquet = parquet_store.read_bookings(resources["processed_store"].url)
     assert pipeline.key_set(parquet) == pipeline.key_set(keys)

@@ -34,7 +34,7 @@ def claim_slots(url: str, schema: str, count: int) -> list[datetime]:
 
 def assert_evenly_spaced(slots: list[datetime], spacing: float) -> None:
     ordered = sorted(slots)
-    gaps = [later - earlier for earlier, later in zip(ordered, ordered[1:])]
+    gaps = [later - earlier for earlier, later in zip(ordered, ordered[1:], strict=False)]
     assert min(gaps) >= timedelta(seconds=spacing) - ONE_MICROSECOND
 
 

@@ -16,7 +16,13 @@ import pytest
 
 from hostpms_pipeline.booking_schema import BOOKING_SCHEMA, REJECTED_SCHEMA
 from hostpms_pipeline.mapping import load_mapping_tables
-from hostpms_pipeline.transform import BOOKING_ID_NAMESPACE, booking_id, deduplicate, read_landed, to_bookings
+from hostpms_pipeline.transform import (
+    BOOKING_ID_NAMESPACE,
+    booking_id,
+    deduplicate,
+    read_landed,
+    to_bookings,
+)
 
 SYNCED_AT = datetime(2024, 3, 15, 14, 30, tzinfo=UTC)
 RECEIVED_AT = "2024-03-15T14:00:01.250000Z"

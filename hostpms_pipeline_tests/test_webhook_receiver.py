@@ -28,7 +28,6 @@ from hostpms_pipeline import database, transform
 from hostpms_pipeline.credentials import MissingSecret
 from hostpms_pipeline.hostpms import contract
 from hostpms_pipeline.settings import Settings
-from hostpms_pipeline_tests.fixtures.simulator import subscribe_webhooks
 from hostpms_pipeline.simulator import HostPMSSimulator, SimulatorConfig, run_in_background
 from hostpms_pipeline.simulator.server import serve_app_in_background
 from hostpms_pipeline.storage import LocalObjectStore, ObjectStore
@@ -41,6 +40,7 @@ from hostpms_pipeline.webhooks.landing import land_event
 from hostpms_pipeline.webhooks.receiver import create_app
 from hostpms_pipeline.webhooks.server import build_app
 from hostpms_pipeline.webhooks.verification import MAX_BODY_BYTES, VerifiedEvent
+from hostpms_pipeline_tests.fixtures.simulator import subscribe_webhooks
 
 PROPERTY = "PT-LIS-001"
 SECRET = "whsec_current-secret-for-tests"

@@ -373,6 +373,6 @@ def _history(key: str, entries: list[tuple[datetime, RECORD, str | None]]) -> li
             at = versions[-1].updated_at + timedelta(seconds=1)
         record["updated_at"] = contract.format_timestamp(at)
         versions.append(Version(updated_at=at, key=key, record=record, event=event))
-    for earlier, later in zip(versions, versions[1:]):
+    for earlier, later in zip(versions, versions[1:], strict=False):
         earlier.superseded_at = later.updated_at
     return versions
