@@ -59,7 +59,6 @@ from hostpms_pipeline.database import advisory_key
 
 COPY_CHUNK_ROWS = 65_536
 CSV_BLOCK_BYTES = 4 << 20  # per block parsed by one Arrow thread
-MERGE_WORK_MEM = "256MB"
 STAGING_TABLE = "booking_staging"
 KEYS_STAGING_TABLE = "booking_key_staging"
 # Collated as in `bookings`, so the join compares bytes.
@@ -113,10 +112,8 @@ def upsert_bookings(conn: psycopg.Connection, bookings: pa.Table) -> UpsertStats
         keys = bookings.select(list(BOOKING_KEY)).append_column("ordinal", ordinals)
         copy_arrow(conn, KEYS_STAGING_TABLE, keys)
         lock_properties(conn, pc.unique(bookings["hotel_id"]).to_pylist())
-        # The join hashes the batch's keys; in memory, not in batches on disk.
-        conn.execute(sql.SQL("SET LOCAL work_mem = {}").format(sql.Literal(MERGE_WORK_MEM)))
         # Read after the locks: no other writer changes these properties' rows until commit.
-        merge = _MergePlan(bookings, copy_query_to_arrow(conn, _STORED_SQL, [], _STORED_SCHEMA))
+        merge = _MergePlan(bookings, _stored_rows(conn))
         written_at = conn.execute("SELECT now()").fetchone()
         assert written_at is not None
         copy_arrow(conn, "bookings", _as_stored(merge.inserted_rows, written_at[0]))
@@ -161,6 +158,21 @@ class _MergePlan:
 
 def _count(mask: pa.ChunkedArray | pa.Array) -> int:
     return pc.sum(mask, min_count=0).as_py()
+
+
+def _stored_rows(conn: psycopg.Connection) -> pa.Table:
+    """The stored row of each staged key, probed through the natural-key index.
+
+    Without statistics on the fresh staging table the planner hashes the keys
+    and scans all of ``bookings``, a cost that grows with the table (0.8 s for
+    100k keys against 1M rows, against 0.35 s probing the index).
+    """
+    conn.execute("SET LOCAL enable_hashjoin = off")
+    conn.execute("SET LOCAL enable_mergejoin = off")
+    stored = copy_query_to_arrow(conn, _STORED_SQL, [], _STORED_SCHEMA)
+    conn.execute("RESET enable_hashjoin")
+    conn.execute("RESET enable_mergejoin")
+    return stored
 
 
 def _create_staging(conn: psycopg.Connection, name: str, columns: str) -> None:
