@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Collection, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 
 import numpy as np
@@ -88,13 +88,17 @@ class UpsertStats:
     # booked_at days holding a row this upsert wrote (a newer same-state record
     # included: its source_updated_at moved), plus the old day when booked_at moved.
     touched_partitions: frozenset[DayPartition]
+    # Old days of the rows whose booked_at moved to another day.
+    moved_from: frozenset[DayPartition] = frozenset()
+    # The rows exactly as stored after this upsert (inserted and replaced), when asked for.
+    written: pa.Table | None = None
 
     @property
     def total(self) -> int:
         return self.inserted + self.updated + self.unchanged + self.stale
 
 
-def upsert_bookings(conn: psycopg.Connection, bookings: pa.Table) -> UpsertStats:
+def upsert_bookings(conn: psycopg.Connection, bookings: pa.Table, *, keep_written: bool = False) -> UpsertStats:
     """Merge bookings (BOOKING_SCHEMA, one row per BOOKING_KEY) into ``bookings``.
 
     The batch's keys go to PostgreSQL first (a narrow COPY) to find which are
@@ -102,6 +106,8 @@ def upsert_bookings(conn: psycopg.Connection, bookings: pa.Table) -> UpsertStats
     into ``bookings`` (far cheaper than INSERT ... SELECT), and only the records
     newer than their stored row are staged in full to UPDATE it. A key repeated
     within the batch is refused (ValueError) before anything is written.
+    With ``keep_written`` the result carries the rows as stored, so the Parquet
+    export can use them without reading them back.
     """
     bookings = bookings.select(BOOKING_SCHEMA.names).cast(BOOKING_SCHEMA)
     if bookings.group_by(list(BOOKING_KEY)).aggregate([]).num_rows != bookings.num_rows:
@@ -116,11 +122,14 @@ def upsert_bookings(conn: psycopg.Connection, bookings: pa.Table) -> UpsertStats
         merge = _MergePlan(bookings, _stored_rows(conn))
         written_at = conn.execute("SELECT now()").fetchone()
         assert written_at is not None
-        copy_arrow(conn, "bookings", _as_stored(merge.inserted_rows, written_at[0]))
+        inserted = _as_stored(merge.inserted_rows, written_at[0])
+        copy_arrow(conn, "bookings", inserted)
+        replaced = BOOKING_SCHEMA.empty_table()
         if merge.newer_rows.num_rows:
-            _update_stored(conn, merge.newer_rows, merge.newer_stored_rows)
+            replaced = _update_stored(conn, merge.newer_rows, merge.newer_stored_rows, keep_written)
         conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(KEYS_STAGING_TABLE)))
-    return merge.stats()
+    written = pa.concat_tables([inserted.cast(BOOKING_SCHEMA), replaced]) if keep_written else None
+    return replace(merge.stats(), written=written)
 
 
 class _MergePlan:
@@ -144,16 +153,27 @@ class _MergePlan:
         booked_at = [
             self.inserted_rows["booked_at"], self.newer_rows["booked_at"], self.old_booked_at
         ]
-        # Dropping the zone keeps the UTC wall time, whose date is the partition.
-        utc = pa.chunked_array(booked_at, TIMESTAMP).cast(pa.timestamp("us"))
-        days = pc.unique(utc.cast(pa.date32()))
+        old_days, new_days = _utc_days(self.old_booked_at), _utc_days(self.newer_rows["booked_at"])
+        # No booked_at is a partition of its own: to or from it is a move too.
+        either_null = pc.xor(pc.is_valid(old_days), pc.is_valid(new_days))
+        moved_from = old_days.filter(pc.fill_null(pc.not_equal(old_days, new_days), either_null))
         return UpsertStats(
             inserted=self.inserted_rows.num_rows,
             updated=self.updated,
             unchanged=self.unchanged,
             stale=self.stale,
-            touched_partitions=frozenset(map(_partition, days.to_pylist())),
+            touched_partitions=_partitions(_utc_days(pa.chunked_array(booked_at, TIMESTAMP))),
+            moved_from=_partitions(moved_from),
         )
+
+
+def _utc_days(moments: pa.ChunkedArray) -> pa.ChunkedArray:
+    # Dropping the zone keeps the UTC wall time, whose date is the partition.
+    return moments.cast(pa.timestamp("us")).cast(pa.date32())
+
+
+def _partitions(days: pa.ChunkedArray) -> frozenset[DayPartition]:
+    return frozenset(map(_partition, pc.unique(days).to_pylist()))
 
 
 def _count(mask: pa.ChunkedArray | pa.Array) -> int:
@@ -192,12 +212,20 @@ def _as_stored(bookings: pa.Table, written_at: datetime) -> pa.Table:
     return bookings
 
 
-def _update_stored(conn: psycopg.Connection, newer: pa.Table, stored_rows: pa.ChunkedArray) -> None:
-    """Overwrite the stored rows (by row address) with their newer records."""
+def _update_stored(
+    conn: psycopg.Connection, newer: pa.Table, stored_rows: pa.ChunkedArray, keep_written: bool
+) -> pa.Table:
+    """Overwrite the stored rows (by row address) with their newer records; the rows
+    as stored afterwards if ``keep_written``, else an empty table."""
     _create_staging(conn, STAGING_TABLE, "LIKE bookings, stored_row tid")
     copy_arrow(conn, STAGING_TABLE, newer.append_column("stored_row", stored_rows))
-    conn.execute(_UPDATE_SQL)
+    if keep_written:
+        written = copy_query_to_arrow(conn, _UPDATE_RETURNING_SQL, [], BOOKING_SCHEMA)
+    else:
+        conn.execute(_UPDATE_SQL)
+        written = BOOKING_SCHEMA.empty_table()
     conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(STAGING_TABLE)))
+    return written
 
 
 def lock_properties(conn: psycopg.Connection, hotel_ids: Iterable[str]) -> None:
@@ -425,3 +453,6 @@ def _update_sql() -> sql.Composed:
 
 _STORED_SQL = _stored_sql()
 _UPDATE_SQL = _update_sql()
+_UPDATE_RETURNING_SQL = _UPDATE_SQL + sql.SQL(" RETURNING {}").format(
+    sql.SQL(", ").join(sql.Identifier("b", name) for name in BOOKING_SCHEMA.names)
+)

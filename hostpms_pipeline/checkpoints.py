@@ -145,20 +145,31 @@ def last_sync_times(conn: psycopg.Connection, collection: str) -> dict[str, date
     return {property_id: moment for property_id, moment in rows}
 
 
-def enqueue_parquet_partitions(conn: psycopg.Connection, partitions: Iterable[DayPartition]) -> None:
-    """Queue booked_at days for a Parquet rewrite (call inside the upsert's transaction)."""
+def enqueue_parquet_partitions(
+    conn: psycopg.Connection, partitions: Iterable[DayPartition], queued_by: str | None = None
+) -> None:
+    """Queue booked_at days for a Parquet rewrite (call inside the upsert's transaction).
+
+    ``queued_by`` names a run that keeps the rows it wrote (a ``ParquetDelta``), so
+    its export may merge them instead of reading the days back from PostgreSQL.
+    """
     days = [date(*partition) if partition else None for partition in partitions]
     if days:
         conn.execute(
-            "INSERT INTO parquet_outbox (day) SELECT unnest(%s::date[]) ON CONFLICT DO NOTHING", (days,)
+            "INSERT INTO parquet_outbox (day, queued_by) SELECT unnest(%s::date[]), %s"
+            " ON CONFLICT DO NOTHING",
+            (days, queued_by),
         )
 
 
-def take_parquet_partitions(conn: psycopg.Connection) -> list[DayPartition]:
-    """Claim every queued day (call inside the export's transaction; rolled back if it fails).
+def take_parquet_partitions(conn: psycopg.Connection) -> dict[DayPartition, set[str | None]]:
+    """Claim every queued day, with who queued it (call inside the export's transaction;
+    rolled back if it fails).
 
     Exports serialise on an advisory lock, so one never overwrites a newer one's files.
     """
     conn.execute("SELECT pg_advisory_xact_lock(%s)", (advisory_key("parquet", "export"),))
-    rows = conn.execute("DELETE FROM parquet_outbox RETURNING day").fetchall()
-    return [(day.year, day.month, day.day) if day else None for (day,) in rows]
+    taken: dict[DayPartition, set[str | None]] = {}
+    for day, queued_by in conn.execute("DELETE FROM parquet_outbox RETURNING day, queued_by"):
+        taken.setdefault((day.year, day.month, day.day) if day else None, set()).add(queued_by)
+    return taken

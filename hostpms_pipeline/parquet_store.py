@@ -35,6 +35,7 @@ from datetime import date
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
@@ -108,6 +109,87 @@ def replace_partitions(
         return sum(pool.map(replace, set(partitions)))
 
 
+def merge_partitions(
+    processed_url: str, written: pa.Table, partitions: Collection[DayPartition]
+) -> int:
+    """Fold rows just written to PostgreSQL into the listed partitions' files; return rows written.
+
+    Each partition becomes its file's rows with those of ``written`` in place of the
+    ones with the same id (the newer ``source_updated_at`` wins, so a later run's
+    export that came first is kept), in the same order a rewrite from PostgreSQL
+    gives. The caller vouches that nothing else changed these partitions' bookings.
+    """
+    written = _conform(written)
+    if stray := touched_partitions(written) - set(partitions):
+        raise ValueError(f"{len(stray)} partition(s) of the given rows are not in the list to merge")
+    filesystem, root = filesystem_for(processed_url)
+    groups = _split_by_partition(written, row_order=())  # each merged file is sorted below
+
+    def merge(key: DayPartition) -> int:
+        folder = f"{root}/{DATASET_NAME}/{partition_path(key)}"
+        incoming = groups.get(key)
+        if incoming is None:
+            return 0
+        merged = _merged(_read_file(filesystem, f"{folder}/{FILE_NAME}"), _latest_per_id(incoming))
+        return _replace_partition(filesystem, folder, merged.sort_by(_ROW_ORDER))
+
+    with ThreadPoolExecutor(max_workers=_WRITE_THREADS) as pool:
+        return sum(pool.map(merge, set(partitions)))
+
+
+def partition_row_counts(processed_url: str, partitions: Collection[DayPartition]) -> dict[DayPartition, int]:
+    """Rows in each listed partition's file, from the Parquet footers (0 when there is none)."""
+    filesystem, root = filesystem_for(processed_url)
+
+    def count(key: DayPartition) -> int:
+        path = f"{root}/{DATASET_NAME}/{partition_path(key)}/{FILE_NAME}"
+        if filesystem.get_file_info(path).type == FileType.NotFound:
+            return 0
+        with filesystem.open_input_file(path) as source:
+            return pq.ParquetFile(source).metadata.num_rows
+
+    keys = list(partitions)
+    with ThreadPoolExecutor(max_workers=_WRITE_THREADS) as pool:
+        return dict(zip(keys, pool.map(count, keys), strict=True))
+
+
+def _read_file(filesystem: FileSystem, path: str) -> pa.Table | None:
+    if filesystem.get_file_info(path).type == FileType.NotFound:
+        return None
+    return pq.read_table(path, filesystem=filesystem, schema=FILE_SCHEMA)
+
+
+def _latest_per_id(rows: pa.Table) -> pa.Table:
+    """One row per id, the newest ``source_updated_at`` (a run can write a booking twice)."""
+    if pc.count_distinct(rows["id"]).as_py() == rows.num_rows:
+        return rows
+    order = pc.sort_indices(rows, [("id", "ascending"), ("source_updated_at", "descending")])
+    ids = rows["id"].take(order)
+    first = np.ones(rows.num_rows, dtype=bool)
+    first[1:] = pc.not_equal(ids[1:], ids[:-1]).to_numpy(zero_copy_only=False)
+    return rows.take(order.filter(pa.array(first)))
+
+
+def _merged(existing: pa.Table | None, incoming: pa.Table) -> pa.Table:
+    """``existing`` with ``incoming`` in place of the rows sharing an id, unless those are newer."""
+    if existing is None:
+        return incoming
+    position = pc.fill_null(pc.index_in(existing["id"], value_set=incoming["id"]), -1).to_numpy()
+    matched = position >= 0
+    existing_time = _micros(existing["source_updated_at"])
+    incoming_time = _micros(incoming["source_updated_at"])
+    existing_wins = np.zeros(existing.num_rows, dtype=bool)
+    existing_wins[matched] = existing_time[matched] > incoming_time[position[matched]]
+    keep_incoming = np.ones(incoming.num_rows, dtype=bool)
+    keep_incoming[position[existing_wins]] = False
+    kept = existing.filter(pa.array(~matched | existing_wins))
+    return pa.concat_tables([kept, incoming.filter(pa.array(keep_incoming))])
+
+
+def _micros(moments: pa.ChunkedArray) -> np.ndarray:
+    return moments.cast(pa.int64()).to_numpy()
+
+
 def read_bookings(processed_url: str, columns: Sequence[str] | None = None) -> pa.Table:
     """Every booking in the dataset, with the booking columns and their types."""
     names = list(columns or BOOKING_SCHEMA.names)
@@ -156,7 +238,9 @@ def _conform(rows: pa.Table) -> pa.Table:
     return rows
 
 
-def _split_by_partition(rows: pa.Table) -> dict[DayPartition, pa.Table]:
+def _split_by_partition(
+    rows: pa.Table, row_order: Sequence[tuple[str, str]] = _ROW_ORDER
+) -> dict[DayPartition, pa.Table]:
     """Each partition's rows as file columns, in a fixed order so equal rows make equal files.
 
     One sort and one gather for all partitions, then zero-copy slices: gathering
@@ -164,7 +248,7 @@ def _split_by_partition(rows: pa.Table) -> dict[DayPartition, pa.Table]:
     """
     days = partition_of(rows)
     order = pc.sort_indices(
-        rows.append_column(_DAY_COLUMN, days), [(_DAY_COLUMN, "ascending"), *_ROW_ORDER]
+        rows.append_column(_DAY_COLUMN, days), [(_DAY_COLUMN, "ascending"), *row_order]
     )
     ordered = rows.select(FILE_SCHEMA.names).take(order)
     runs = pc.run_end_encode(days.take(order))

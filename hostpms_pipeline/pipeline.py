@@ -10,7 +10,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 import psycopg
@@ -20,6 +20,7 @@ import pyarrow.compute as pc
 from hostpms_pipeline import booking_store, checkpoints, parquet_store, quality, transform
 from hostpms_pipeline.booking_schema import BOOKING_KEY, DayPartition
 from hostpms_pipeline.mapping import MappingTables
+from hostpms_pipeline.parquet_delta import ParquetDelta
 from hostpms_pipeline.storage import ObjectStore
 
 READ_THREADS = 8  # object-store reads are I/O bound (S3 round trips)
@@ -86,17 +87,23 @@ def deduplicate(batch: MappedBatch) -> MappedBatch:
     )
 
 
-def load_postgres(conn: psycopg.Connection, batch: MappedBatch) -> LoadResult:
+def load_postgres(
+    conn: psycopg.Connection, batch: MappedBatch, delta: ParquetDelta | None = None
+) -> LoadResult:
     """One transaction: upsert bookings, keep rejects, mark the raw files processed.
 
     A failure anywhere leaves none of it written, and the files stay pending for
-    the next run.
+    the next run. With a ``delta``, the rows as stored are kept there for the export.
     """
     with conn.transaction():
-        stats = booking_store.upsert_bookings(conn, batch.bookings)
+        stats = booking_store.upsert_bookings(conn, batch.bookings, keep_written=delta is not None)
         rejected = booking_store.insert_rejected(conn, batch.rejected)
         checkpoints.mark_processed(conn, batch.locations)
-        checkpoints.enqueue_parquet_partitions(conn, stats.touched_partitions)
+        queued_by = delta.token if delta is not None else None
+        checkpoints.enqueue_parquet_partitions(conn, stats.touched_partitions, queued_by)
+    if delta is not None:
+        delta.add(stats)
+        stats = replace(stats, written=None)  # the delta holds them now, on disk
     return LoadResult(stats, rejected, len(batch.locations), set(stats.touched_partitions))
 
 
@@ -104,27 +111,42 @@ def load_postgres(conn: psycopg.Connection, batch: MappedBatch) -> LoadResult:
 class ExportResult:
     partitions: int
     rows: int
+    merged: int = 0  # partitions merged from the run's own rows instead of read back
 
 
 def export_parquet(
-    conn: psycopg.Connection, processed_url: str, rows_per_group: int = EXPORT_ROWS_PER_GROUP
+    conn: psycopg.Connection,
+    processed_url: str,
+    rows_per_group: int = EXPORT_ROWS_PER_GROUP,
+    delta: ParquetDelta | None = None,
 ) -> ExportResult:
-    """Rewrite every queued day partition from PostgreSQL, so Parquet equals PostgreSQL.
+    """Bring every queued day partition up to date, so Parquet equals PostgreSQL.
 
-    Days are read and written a group at a time (about ``rows_per_group`` rows), so
-    memory stays bounded however much a run touched. The queue is emptied only if
-    every group was rewritten; otherwise the next export (of any run) retries them.
+    A day is rewritten from PostgreSQL, or, when this run's ``delta`` may vouch for
+    it (see ``parquet_delta``), merged from the rows the run kept. Days are handled
+    a group at a time (about ``rows_per_group`` rows), so memory stays bounded
+    however much a run touched. The queue is emptied only if every group was
+    written; otherwise the next export (of any run) retries them.
     """
     with conn.transaction():
-        partitions = checkpoints.take_parquet_partitions(conn)
-        if not partitions:
+        taken = checkpoints.take_parquet_partitions(conn)
+        if not taken:
             return ExportResult(0, 0)
+        merged = delta.mergeable(taken) if delta is not None else set()
+        rebuilt = [day for day in taken if day not in merged]
         written = 0
-        for group in _day_groups(booking_store.rows_per_day(conn, partitions), partitions, rows_per_group):
+        for group in _day_groups(booking_store.rows_per_day(conn, rebuilt), rebuilt, rows_per_group):
             rows = booking_store.fetch_bookings(conn, partitions=group)
-            parquet_store.replace_partitions(processed_url, rows, group)
-            written += rows.num_rows
-    return ExportResult(len(partitions), written)
+            written += parquet_store.replace_partitions(processed_url, rows, group)
+        if delta is not None and merged:
+            counts = _sum_counts(parquet_store.partition_row_counts(processed_url, merged), delta.rows_per_day(merged))
+            for group in _day_groups(counts, list(merged), rows_per_group):
+                written += parquet_store.merge_partitions(processed_url, delta.rows_for(group), group)
+    return ExportResult(len(taken), written, len(merged))
+
+
+def _sum_counts(*counts: dict[DayPartition, int]) -> dict[DayPartition, int]:
+    return {day: sum(count.get(day, 0) for count in counts) for day in counts[0]}
 
 
 def _day_groups(
@@ -199,11 +221,12 @@ def process_pending(
     starts = range(0, len(locations), files_per_chunk)
     chunks = [locations[start : start + files_per_chunk] for start in starts]
     results = []
-    for batch in prepared_one_ahead(chunks) if chunks else ():
-        with stage("postgres"):
-            results.append(load_postgres(conn, batch))
-    with stage("parquet"):
-        export_parquet(conn, processed_url)
+    with ParquetDelta() as delta:
+        for batch in prepared_one_ahead(chunks) if chunks else ():
+            with stage("postgres"):
+                results.append(load_postgres(conn, batch, delta))
+        with stage("parquet"):
+            export_parquet(conn, processed_url, delta=delta)
     return results
 
 

@@ -459,11 +459,11 @@ def test_a_failing_chunk_keeps_what_earlier_chunks_committed(
             )
     real_upsert, calls = pipeline.booking_store.upsert_bookings, []
 
-    def upsert_failing_second_time(conn, bookings):
+    def upsert_failing_second_time(conn, bookings, **options):
         calls.append(bookings.num_rows)
         if len(calls) == 2:
             raise RuntimeError("crash while loading the second chunk")
-        return real_upsert(conn, bookings)
+        return real_upsert(conn, bookings, **options)
 
     monkeypatch.setattr(pipeline.booking_store, "upsert_bookings", upsert_failing_second_time)
     # The crash leaves through the connection, which rolls back whatever was not committed.

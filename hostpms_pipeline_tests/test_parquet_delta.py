@@ -1,0 +1,129 @@
+"""The Parquet export merging a run's own rows, and falling back to PostgreSQL when it may not."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from hostpms_pipeline import booking_store, checkpoints, parquet_store, pipeline
+from hostpms_pipeline.booking_schema import REJECTED_SCHEMA
+from hostpms_pipeline.parquet_delta import ParquetDelta
+from hostpms_pipeline_tests.test_booking_store import T0, booking, table
+
+MARCH_1 = T0.replace(day=1)
+
+
+def batch(*rows: dict[str, Any]) -> pipeline.MappedBatch:
+    return pipeline.MappedBatch([], len(rows), table(*rows), REJECTED_SCHEMA.empty_table())
+
+
+def first_load(conn: psycopg.Connection, processed: str) -> None:
+    """Ten bookings over five booked_at days, exported (from PostgreSQL: no delta)."""
+    rows = [booking(n, booked_at=MARCH_1 + timedelta(days=n % 5)) for n in range(10)]
+    pipeline.load_postgres(conn, batch(*rows))
+    pipeline.export_parquet(conn, processed)
+
+
+def assert_parquet_equals_postgres(conn: psycopg.Connection, processed: str) -> None:
+    in_postgres = booking_store.fetch_bookings(conn).sort_by("id")
+    assert parquet_store.read_bookings(processed).sort_by("id").equals(in_postgres)
+
+
+def newer(number: int, **changes: Any) -> dict[str, Any]:
+    defaults = {
+        "booked_at": MARCH_1 + timedelta(days=number % 5),
+        "source_updated_at": T0 + timedelta(hours=1),
+        "state_hash": "state-2",
+    }
+    return booking(number, **{**defaults, **changes})
+
+
+def test_a_run_merges_its_own_rows_and_rebuilds_a_day_a_booking_left(
+    pg_conn: psycopg.Connection, tmp_path: Path
+) -> None:
+    processed = str(tmp_path / "processed")
+    first_load(pg_conn, processed)
+    moved_to = MARCH_1 + timedelta(days=20)
+    with ParquetDelta() as delta:
+        pipeline.load_postgres(pg_conn, batch(newer(0, status="cancelled"), booking(10, booked_at=MARCH_1)), delta)
+        # The same booking again in a later chunk of the run, and one that changes day.
+        later = newer(0, status="no_show", source_updated_at=T0 + timedelta(hours=2), state_hash="state-3")
+        pipeline.load_postgres(pg_conn, batch(later, newer(1, booked_at=moved_to)), delta)
+        exported = pipeline.export_parquet(pg_conn, processed, delta=delta)
+
+    # Day 1 lost booking 1 (rebuilt from PostgreSQL); day 0 and the new day 20 merged.
+    assert (exported.partitions, exported.merged) == (3, 2)
+    assert_parquet_equals_postgres(pg_conn, processed)
+    statuses = parquet_store.read_bookings(processed, ["external_id", "status"]).to_pylist()
+    assert {"external_id": "RSV-0", "status": "no_show"} in statuses
+
+
+def test_a_day_another_writer_changed_is_rebuilt_from_postgres(
+    pg_conn: psycopg.Connection, tmp_path: Path
+) -> None:
+    processed = str(tmp_path / "processed")
+    first_load(pg_conn, processed)
+    with ParquetDelta() as delta:
+        pipeline.load_postgres(pg_conn, batch(newer(0, status="cancelled")), delta)
+        # Another run writes the same property (and day) before this one exports.
+        pipeline.load_postgres(pg_conn, batch(newer(5, status="no_show")))
+        exported = pipeline.export_parquet(pg_conn, processed, delta=delta)
+
+    assert exported.merged == 0
+    assert_parquet_equals_postgres(pg_conn, processed)
+
+
+def test_a_newer_row_already_exported_is_not_replaced_by_an_older_one(
+    pg_conn: psycopg.Connection, tmp_path: Path
+) -> None:
+    processed = str(tmp_path / "processed")
+    first_load(pg_conn, processed)
+    older = newer(0, status="cancelled")
+    newest = newer(0, status="no_show", source_updated_at=T0 + timedelta(hours=3))
+    # What a slower run kept, against a file a faster run already brought to a newer state.
+    stored_older = table(older)
+    pipeline.load_postgres(pg_conn, batch(newest))
+    pipeline.export_parquet(pg_conn, processed)
+    parquet_store.merge_partitions(processed, stored_older, parquet_store.touched_partitions(stored_older))
+
+    assert_parquet_equals_postgres(pg_conn, processed)
+
+
+def test_rows_kept_by_a_run_that_died_before_exporting_are_rebuilt_by_the_next(
+    pg_conn: psycopg.Connection, tmp_path: Path
+) -> None:
+    processed = str(tmp_path / "processed")
+    first_load(pg_conn, processed)
+    with ParquetDelta() as delta:  # this run stops after loading: its copy is gone
+        pipeline.load_postgres(pg_conn, batch(newer(0, status="cancelled")), delta)
+    with ParquetDelta() as next_run:
+        pipeline.load_postgres(pg_conn, batch(newer(2, status="cancelled")), next_run)
+        exported = pipeline.export_parquet(pg_conn, processed, delta=next_run)
+
+    # Day 0, queued by the run that died, is rebuilt; day 2, this run's own, merged.
+    assert (exported.partitions, exported.merged) == (2, 1)
+    assert_parquet_equals_postgres(pg_conn, processed)
+    assert checkpoints.take_parquet_partitions(pg_conn) == {}
+    pg_conn.rollback()
+
+
+def test_merged_files_equal_files_rebuilt_from_postgres(pg_conn: psycopg.Connection, tmp_path: Path) -> None:
+    merged, rebuilt = str(tmp_path / "merged"), str(tmp_path / "rebuilt")
+    first_load(pg_conn, merged)
+    with ParquetDelta() as delta:
+        pipeline.load_postgres(pg_conn, batch(newer(3, status="cancelled"), booking(11, booked_at=MARCH_1)), delta)
+        assert pipeline.export_parquet(pg_conn, merged, delta=delta).merged == 2
+    everything = booking_store.fetch_bookings(pg_conn)
+    parquet_store.replace_partitions(rebuilt, everything, parquet_store.touched_partitions(everything))
+
+    def files(root: str) -> dict[str, pa.Table]:
+        summary = parquet_store.dataset_summary(root)
+        return {Path(f).relative_to(root).as_posix(): pq.read_table(f) for f in summary.files}
+
+    assert files(merged).keys() == files(rebuilt).keys()
+    assert all(files(merged)[name].equals(table) for name, table in files(rebuilt).items())
