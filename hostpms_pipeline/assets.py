@@ -27,7 +27,7 @@ from dagster import (
 )
 from pydantic import Field
 
-from hostpms_pipeline import landing, pipeline, webhook_discovery
+from hostpms_pipeline import landing, parquet_delta, pipeline, webhook_discovery
 from hostpms_pipeline.checks import (
     ACCOUNTED_FOR_SPEC,
     QUALITY_SPECS,
@@ -217,8 +217,14 @@ def bookings(
     postgres: PostgresResource,
 ) -> MaterializeResult:
     started = time.monotonic()
-    with postgres.connect() as conn:
-        result = pipeline.load_postgres(conn, deduplicated_bookings)
+    delta = parquet_delta.hand_over(_run_step_key(context))  # for bookings_parquet
+    try:
+        with postgres.connect() as conn:
+            result = pipeline.load_postgres(conn, deduplicated_bookings, delta)
+    except BaseException:
+        delta.close()
+        parquet_delta.take_over(_run_step_key(context))
+        raise
     stats = result.stats
     return MaterializeResult(
         check_results=[evaluate_webhook_lag(deduplicated_bookings.bookings, datetime.now(UTC))],
@@ -252,16 +258,26 @@ def bookings_parquet(
     processed_store: ObjectStoreResource,
 ) -> MaterializeResult:
     started = time.monotonic()
-    with postgres.connect() as conn:
-        exported = pipeline.export_parquet(conn, processed_store.url)
+    delta = parquet_delta.take_over(_run_step_key(context))  # the rows the bookings step wrote
+    try:
+        with postgres.connect() as conn:
+            exported = pipeline.export_parquet(conn, processed_store.url, delta=delta)
+    finally:
+        if delta is not None:
+            delta.close()
     return MaterializeResult(
         metadata={
             "partitions_rewritten": exported.partitions,
+            "partitions_merged_from_this_run": exported.merged,
             "rows_written": exported.rows,
             "exported_at": datetime.now(UTC).isoformat(),
             "duration_seconds": round(time.monotonic() - started, 2),
         }
     )
+
+
+def _run_step_key(context: AssetExecutionContext) -> str:
+    return f"{context.run_id}/{context.partition_key}"
 
 
 pipeline_assets = [raw_reservations, mapped_bookings, deduplicated_bookings, bookings, bookings_parquet]

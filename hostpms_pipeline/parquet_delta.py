@@ -32,6 +32,8 @@ from hostpms_pipeline import booking_store, parquet_store
 from hostpms_pipeline.booking_schema import BOOKING_SCHEMA, DayPartition
 
 _DAY = "__day"
+# Deltas handed from a run's PostgreSQL step to its Parquet step in the same process.
+_HANDED_OVER: dict[str, ParquetDelta] = {}
 _ROW_GROUP_ROWS = 16_384  # small row groups: reading a few days skips the others by statistics
 
 
@@ -49,6 +51,9 @@ class ParquetDelta:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
         self._folder.cleanup()
 
     def add(self, stats: booking_store.UpsertStats) -> None:
@@ -89,3 +94,18 @@ class ParquetDelta:
             selected = selected | ds.field(_DAY).is_null()
         table = ds.dataset(self._files, format="parquet").to_table(filter=selected)
         return table.drop_columns([_DAY])
+
+
+def hand_over(key: str) -> ParquetDelta:
+    """A new delta that a later step of the same run, in this process, can ``take_over``.
+
+    The assets run in one process (the in-process executor); elsewhere the Parquet
+    step finds nothing and rebuilds from PostgreSQL, which is always right.
+    """
+    delta = _HANDED_OVER[key] = ParquetDelta()
+    return delta
+
+
+def take_over(key: str) -> ParquetDelta | None:
+    """The delta handed over under ``key``, if any; the caller closes it."""
+    return _HANDED_OVER.pop(key, None)

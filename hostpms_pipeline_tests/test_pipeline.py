@@ -110,6 +110,18 @@ def test_a_change_at_hostpms_bumps_the_version_once(resources, instance, running
     assert sum(1 for v in versions.values() if v > 1) <= len(changed)
 
 
+def test_the_parquet_step_merges_what_the_bookings_step_wrote(resources, instance):
+    partition = live_partition_key("PT-POR-002")
+    first = run(resources, instance, partition)
+    assert first.success
+    exported = first.asset_materializations_for_node("hostpms__bookings_parquet")[0].metadata
+    # Every day this run queued was merged from the rows it kept: none read back.
+    assert exported["partitions_merged_from_this_run"].value == exported["partitions_rewritten"].value > 0
+    with resources["postgres"].connect() as conn:
+        in_postgres = booking_store.fetch_bookings(conn).sort_by("id")
+    assert parquet_store.read_bookings(resources["processed_store"].url).sort_by("id").equals(in_postgres)
+
+
 def test_backfill_of_one_past_month_loads_exactly_that_window(resources, instance, running_simulator):
     now = running_simulator.simulator.clock.now()
     month = f"{now.year - 1}-{now.month:02d}-01"
