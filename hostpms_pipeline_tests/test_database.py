@@ -147,3 +147,11 @@ def test_the_embedded_server_can_be_stopped_and_started_again(tmp_path):
     with psycopg.connect(uri) as conn:
         assert conn.execute("SELECT count(*) FROM kept").fetchone() == (0,)
     assert database.stop_embedded_server(data_dir)
+
+
+def test_a_new_embedded_cluster_is_tuned_for_bulk_loads(pg_url: str) -> None:
+    # pg_url's cluster was created by database.embedded_server for this test session.
+    with psycopg.connect(pg_url) as conn:
+        current = {name: conn.execute(sql.SQL("SHOW {}").format(sql.Identifier(name))).fetchone()[0]
+                   for name in database.EMBEDDED_SETTINGS}  # fmt: skip
+    assert current == database.EMBEDDED_SETTINGS
