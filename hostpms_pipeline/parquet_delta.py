@@ -21,6 +21,7 @@ from __future__ import annotations
 import tempfile
 import uuid
 from collections.abc import Collection, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import date
 
 import pyarrow as pa
@@ -46,6 +47,9 @@ class ParquetDelta:
         self._files: list[str] = []
         self._rows_per_day: dict[DayPartition, int] = {}
         self._moved_from: set[DayPartition] = set()
+        # Spilling runs beside the next chunk's load; the export waits for it.
+        self._spiller = ThreadPoolExecutor(1, thread_name_prefix="parquet-delta")
+        self._spills: list[Future[None]] = []
 
     def __enter__(self) -> ParquetDelta:
         return self
@@ -54,6 +58,7 @@ class ParquetDelta:
         self.close()
 
     def close(self) -> None:
+        self._spiller.shutdown(cancel_futures=True)
         self._folder.cleanup()
 
     def add(self, stats: booking_store.UpsertStats) -> None:
@@ -64,9 +69,8 @@ class ParquetDelta:
         if not stats.written.num_rows:
             return
         days = parquet_store.partition_of(stats.written)
-        rows = stats.written.append_column(_DAY, days).sort_by(_DAY)
         path = f"{self._folder.name}/{len(self._files)}.parquet"
-        pq.write_table(rows, path, compression="none", row_group_size=_ROW_GROUP_ROWS)
+        self._spills.append(self._spiller.submit(_spill, stats.written.append_column(_DAY, days), path))
         self._files.append(path)
         for item in pc.value_counts(days):
             day = item["values"].as_py()
@@ -88,6 +92,8 @@ class ParquetDelta:
         """The kept rows of these days (a booking written twice appears twice)."""
         if not self._files:
             return BOOKING_SCHEMA.empty_table()
+        for spill in self._spills:
+            spill.result()  # raises what a spill raised
         dates = pa.array([date(*day) for day in days if day is not None], pa.date32())
         selected = ds.field(_DAY).isin(dates)
         if None in days:
@@ -109,3 +115,10 @@ def hand_over(key: str) -> ParquetDelta:
 def take_over(key: str) -> ParquetDelta | None:
     """The delta handed over under ``key``, if any; the caller closes it."""
     return _HANDED_OVER.pop(key, None)
+
+
+def _spill(rows: pa.Table, path: str) -> None:
+    """Rows sorted by day in small row groups, uncompressed: written and read once, locally."""
+    pq.write_table(
+        rows.sort_by(_DAY), path, compression="none", use_dictionary=False, row_group_size=_ROW_GROUP_ROWS
+    )

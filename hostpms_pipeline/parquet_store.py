@@ -56,6 +56,13 @@ _DATASET_SCHEMA = pa.unify_schemas([FILE_SCHEMA, _PARTITION_SCHEMA])
 # Row order inside a file, so the same rows always make the same file.
 _ROW_ORDER = [("hotel_id", "ascending"), ("external_id", "ascending")]
 _DAY_COLUMN = "__partition_day"
+# Dictionary-encode only columns with few distinct values in a day: trying it on ids,
+# names and timestamps costs a third of the write time and saves nothing.
+_DICTIONARY_COLUMNS = [
+    "hotel_id", "room_number", "room_type", "room_type_original", "check_in_date", "check_out_date",
+    "currency", "rate_plan", "rate_plan_original", "status", "status_original", "channel",
+    "channel_original", "payment_method", "lead_time", "length_of_stay", "synced_at", "version",
+]  # fmt: skip
 _WRITE_THREADS = 8  # the work is I/O (S3 round trips) and pyarrow releases the GIL
 
 
@@ -131,7 +138,7 @@ def merge_partitions(
         if incoming is None:
             return 0
         merged = _merged(_read_file(filesystem, f"{folder}/{FILE_NAME}"), _latest_per_id(incoming))
-        return _replace_partition(filesystem, folder, merged.sort_by(_ROW_ORDER))
+        return _replace_partition(filesystem, folder, merged)
 
     with ThreadPoolExecutor(max_workers=_WRITE_THREADS) as pool:
         return sum(pool.map(merge, set(partitions)))
@@ -171,19 +178,30 @@ def _latest_per_id(rows: pa.Table) -> pa.Table:
 
 
 def _merged(existing: pa.Table | None, incoming: pa.Table) -> pa.Table:
-    """``existing`` with ``incoming`` in place of the rows sharing an id, unless those are newer."""
+    """``existing`` (in file order) with ``incoming`` in place of the rows sharing an id,
+    unless those are newer; in file order (the order of a rewrite from PostgreSQL).
+
+    When every incoming row replaces one in place, the order is kept without a sort
+    (the usual update: a tenth of the rows of every day).
+    """
     if existing is None:
-        return incoming
+        return incoming.sort_by(_ROW_ORDER)
     position = pc.fill_null(pc.index_in(existing["id"], value_set=incoming["id"]), -1).to_numpy()
     matched = position >= 0
-    existing_time = _micros(existing["source_updated_at"])
-    incoming_time = _micros(incoming["source_updated_at"])
     existing_wins = np.zeros(existing.num_rows, dtype=bool)
-    existing_wins[matched] = existing_time[matched] > incoming_time[position[matched]]
-    keep_incoming = np.ones(incoming.num_rows, dtype=bool)
-    keep_incoming[position[existing_wins]] = False
-    kept = existing.filter(pa.array(~matched | existing_wins))
-    return pa.concat_tables([kept, incoming.filter(pa.array(keep_incoming))])
+    existing_wins[matched] = (
+        _micros(existing["source_updated_at"])[matched] > _micros(incoming["source_updated_at"])[position[matched]]
+    )
+    replaces = matched & ~existing_wins
+    # Rows of existing + incoming, as indices into their concatenation.
+    rows = np.arange(existing.num_rows)
+    rows[replaces] = existing.num_rows + position[replaces]
+    placed = np.zeros(incoming.num_rows, dtype=bool)
+    placed[position[matched]] = True  # replaced a row, or lost to a newer one
+    unplaced = np.flatnonzero(~placed) + existing.num_rows
+    both = pa.concat_tables([existing, incoming.select(existing.column_names).cast(existing.schema)])
+    merged = both.take(pa.array(np.concatenate([rows, unplaced])))
+    return merged.sort_by(_ROW_ORDER) if len(unplaced) else merged
 
 
 def _micros(moments: pa.ChunkedArray) -> np.ndarray:
@@ -277,14 +295,14 @@ def _write_whole(filesystem: FileSystem, path: str, rows: pa.Table) -> None:
     """Write ``rows`` so that ``path`` never holds a partial file."""
     if not isinstance(filesystem, LocalFileSystem):
         # Object stores publish an object only once its upload completes.
-        pq.write_table(rows, path, filesystem=filesystem)
+        pq.write_table(rows, path, filesystem=filesystem, use_dictionary=_DICTIONARY_COLUMNS)
         return
     folder, _, name = path.rpartition("/")
     filesystem.create_dir(folder)
     # A leading dot hides the in-flight file from dataset readers (and Athena).
     temporary = f"{folder}/.{name}.{uuid.uuid4().hex}.tmp"
     try:
-        pq.write_table(rows, temporary, filesystem=filesystem)
+        pq.write_table(rows, temporary, filesystem=filesystem, use_dictionary=_DICTIONARY_COLUMNS)
         filesystem.move(temporary, path)
     except BaseException:
         if filesystem.get_file_info(temporary).is_file:

@@ -115,15 +115,21 @@ def test_rows_kept_by_a_run_that_died_before_exporting_are_rebuilt_by_the_next(
 def test_merged_files_equal_files_rebuilt_from_postgres(pg_conn: psycopg.Connection, tmp_path: Path) -> None:
     merged, rebuilt = str(tmp_path / "merged"), str(tmp_path / "rebuilt")
     first_load(pg_conn, merged)
-    with ParquetDelta() as delta:
-        pipeline.load_postgres(pg_conn, batch(newer(3, status="cancelled"), booking(11, booked_at=MARCH_1)), delta)
-        assert pipeline.export_parquet(pg_conn, merged, delta=delta).merged == 2
-    everything = booking_store.fetch_bookings(pg_conn)
-    parquet_store.replace_partitions(rebuilt, everything, parquet_store.touched_partitions(everything))
 
     def files(root: str) -> dict[str, pa.Table]:
         summary = parquet_store.dataset_summary(root)
         return {Path(f).relative_to(root).as_posix(): pq.read_table(f) for f in summary.files}
 
-    assert files(merged).keys() == files(rebuilt).keys()
-    assert all(files(merged)[name].equals(table) for name, table in files(rebuilt).items())
+    later = T0 + timedelta(hours=2)
+    runs = [
+        [newer(3, status="cancelled"), booking(11, booked_at=MARCH_1)],  # a new booking: sorted in
+        [newer(3, status="no_show", source_updated_at=later)],  # in place, before RSV-8 of its day
+    ]
+    for rows in runs:
+        with ParquetDelta() as delta:
+            pipeline.load_postgres(pg_conn, batch(*rows), delta)
+            assert pipeline.export_parquet(pg_conn, merged, delta=delta).merged > 0
+        everything = booking_store.fetch_bookings(pg_conn)
+        parquet_store.replace_partitions(rebuilt, everything, parquet_store.touched_partitions(everything))
+        assert files(merged).keys() == files(rebuilt).keys()
+        assert all(files(merged)[name].equals(table) for name, table in files(rebuilt).items())
