@@ -158,12 +158,15 @@ def mapped_bookings(
     store = raw_store.open()
     with postgres.connect() as conn:
         webhook_discovery.catch_up(store, conn, scope.property_id)
-        raw = pipeline.read_pending(store, conn, scope.property_id)
+        raw = pipeline.read_pending(store, conn, scope.property_id, get_settings().max_records_per_run)
     batch = pipeline.map_batch(raw, load_mapping_tables(get_settings().mapping_file))
+    if raw.left_pending:
+        context.log.info(f"{raw.left_pending} raw file(s) left pending for the next run")
     yield Output(
         batch,
         metadata={
             "raw_files": len(batch.locations),
+            "raw_files_left_pending": raw.left_pending,
             "rows_in": batch.raw_count,
             "dagster/row_count": batch.bookings.num_rows,
             "rejected": batch.rejected.num_rows,

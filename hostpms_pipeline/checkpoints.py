@@ -101,17 +101,28 @@ def pending_files(
     property_id: str | None = None,
     kind: RawFileKind | None = None,
     collection: str | None = None,
+    max_records: int | None = None,
 ) -> list[str]:
-    """Locations landed but not yet processed, oldest first."""
+    """Locations landed but not yet processed, oldest first.
+
+    With ``max_records``, only the oldest files holding about that many records
+    (always at least one file).
+    """
     rows = conn.execute(
-        "SELECT location FROM raw_files WHERE processed_at IS NULL"
+        "SELECT location, record_count FROM raw_files WHERE processed_at IS NULL"
         " AND (%(property_id)s::text IS NULL OR property_id = %(property_id)s)"
         " AND (%(kind)s::text IS NULL OR kind = %(kind)s)"
         " AND (%(collection)s::text IS NULL OR collection = %(collection)s)"
         " ORDER BY landed_at, location",
         {"property_id": property_id, "kind": kind, "collection": collection},
     )
-    return [location for (location,) in rows]
+    locations, records = [], 0
+    for location, count in rows:
+        if max_records is not None and locations and records + count > max_records:
+            break
+        locations.append(location)
+        records += count
+    return locations
 
 
 def recorded_locations(conn: psycopg.Connection, locations: list[str]) -> set[str]:

@@ -33,6 +33,7 @@ class RawBatch:
 
     locations: list[str]
     records: pa.Table
+    left_pending: int = 0  # files left for a later run (over the per-run record budget)
 
     @property
     def record_count(self) -> int:
@@ -64,10 +65,20 @@ class LoadResult:
 
 
 def read_pending(
-    store: ObjectStore, conn: psycopg.Connection, property_id: str | None = None
+    store: ObjectStore,
+    conn: psycopg.Connection,
+    property_id: str | None = None,
+    max_records: int | None = None,
 ) -> RawBatch:
-    locations = checkpoints.pending_files(conn, property_id=property_id, collection="reservations")
-    return read_files(store, locations)
+    """Pending raw files, the oldest first and about ``max_records`` records at most,
+    so one run's memory stays bounded however many files wait."""
+    pending = checkpoints.pending_files(conn, property_id=property_id, collection="reservations")
+    locations = checkpoints.pending_files(
+        conn, property_id=property_id, collection="reservations", max_records=max_records
+    )
+    batch = read_files(store, locations)
+    batch.left_pending = len(pending) - len(locations)
+    return batch
 
 
 def read_files(store: ObjectStore, locations: list[str]) -> RawBatch:

@@ -37,6 +37,15 @@ def sync_properties(
     outcomes = []
     for property_id in property_ids:
         echo(f"{property_id}: syncing...")
+        outcome = _sync_until_drained(job, instance, property_id, run_config, echo)
+        outcomes.append(outcome)
+        echo(f"{property_id}: {outcome.summary}")
+    return outcomes
+
+
+def _sync_until_drained(job, instance, property_id: str, run_config: dict, echo: Echo) -> SyncOutcome:
+    """Runs for the property until no raw file is left pending (each run reads a bounded batch)."""
+    while True:
         try:
             result = job.execute_in_process(
                 partition_key=live_partition_key(property_id),
@@ -46,13 +55,14 @@ def sync_properties(
                 tags={PROPERTY_TAG: property_id},
             )
         except Exception as error:  # noqa: BLE001 - reported per property, then the next one
-            outcomes.append(SyncOutcome(property_id, False, f"{type(error).__name__}: {error}"))
-            echo(f"{property_id}: FAILED ({type(error).__name__})")
-            continue
-        summary = _summarise(result) if result.success else _failure(result)
-        outcomes.append(SyncOutcome(property_id, result.success, summary))
-        echo(f"{property_id}: {summary}")
-    return outcomes
+            # The type only: an error message may carry a URL with credentials.
+            return SyncOutcome(property_id, False, f"FAILED ({type(error).__name__})")
+        if not result.success:
+            return SyncOutcome(property_id, False, _failure(result))
+        left = _metadata(result, MAPPED_BOOKINGS).get("raw_files_left_pending", 0)
+        if not left:
+            return SyncOutcome(property_id, True, _summarise(result))
+        echo(f"{property_id}: {_summarise(result)}; {left} raw file(s) still pending, running again")
 
 
 def _metadata(result, key) -> dict:

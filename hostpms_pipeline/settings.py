@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     simulator_seed: int = 7
     # Share of simulated reservations made malformed or odd (rejects, unknown values).
     simulator_anomaly_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+    # Records one run reads from the raw bucket at most (memory: about 1 GB per 200,000);
+    # the rest stays pending for the next run (`hostpms sync` runs again until none is).
+    max_records_per_run: int = Field(default=200_000, ge=1)
     # First month a backfill can reach (HostPMS history to onboard).
     history_start: str = "2024-01-01"
 

@@ -95,6 +95,15 @@ def test_ledger_lists_pending_files_in_landing_order(pg_conn: psycopg.Connection
     assert checkpoints.pending_files(pg_conn, kind="webhook") == ["w.json"]
 
 
+def test_a_record_budget_takes_the_oldest_files_and_at_least_one(pg_conn: psycopg.Connection) -> None:
+    for second, (location, records) in enumerate([("a.json", 300), ("b.json", 300), ("c.json", 300)]):
+        land(pg_conn, location, T0 + timedelta(seconds=second), record_count=records)
+
+    assert checkpoints.pending_files(pg_conn, max_records=650) == ["a.json", "b.json"]
+    assert checkpoints.pending_files(pg_conn, max_records=600) == ["a.json", "b.json"]
+    assert checkpoints.pending_files(pg_conn, max_records=100) == ["a.json"]  # bigger than the budget
+
+
 def test_landing_the_same_file_twice_is_recorded_once(pg_conn: psycopg.Connection) -> None:
     assert land(pg_conn, "a.json", T0) is True
     assert land(pg_conn, "a.json", T0 + timedelta(seconds=5)) is False
