@@ -472,3 +472,12 @@ def test_a_failing_chunk_keeps_what_earlier_chunks_committed(
     with database.connect(pg_url, pg_schema) as conn:  # a new session sees only what was committed
         assert sorted(fetch_bookings(conn)["external_id"].to_pylist()) == ["RSV-0", "RSV-1"]
         assert len(checkpoints.pending_files(conn)) == 2
+
+
+@pytest.mark.parametrize("files, size", [(0, 200), (1, 200), (201, 200), (2000, 200), (5, 2)])
+def test_chunks_cover_every_file_once_in_order_a_short_one_first(files: int, size: int) -> None:
+    locations = [f"page-{number}.json" for number in range(files)]
+    chunks = pipeline._chunks(locations, size)
+    assert [location for chunk in chunks for location in chunk] == locations
+    assert all(0 < len(chunk) <= size for chunk in chunks)
+    assert not chunks or len(chunks[0]) == min(files, size // 4 or size)
