@@ -154,7 +154,7 @@ def load_binary_rows(conn: psycopg.Connection, table: pa.Table) -> None:
                 columns[0] = [
                     uuid.UUID(value) for value in columns[0]
                 ]  # binary uuid wants UUID objects
-                for row in zip(*columns):
+                for row in zip(*columns, strict=True):
                     copy.write_row(row)
 
 

@@ -76,7 +76,7 @@ def _page_records(rng: np.random.Generator, property_id: str, numbers: list[int]
     nights = rng.integers(1, 11, count)
     total_cents = rng.integers(6_000, 40_001, count) * nights
     guests = rng.integers(1, 5_000_000, count).tolist()
-    names = zip(_pick(rng, vocabulary["first_names"], count), _pick(rng, vocabulary["last_names"], count))
+    names = zip(_pick(rng, vocabulary["first_names"], count), _pick(rng, vocabulary["last_names"], count), strict=True)
     tax_key = vocabulary["tax_key"][0]
     domain = country.lower()
     return [
@@ -105,6 +105,7 @@ def _page_records(rng: np.random.Generator, property_id: str, numbers: list[int]
             _pick(rng, vocabulary["rate_plan"], count), _pick(rng, vocabulary["status"], count),
             _pick(rng, vocabulary["channel"], count), _pick(rng, PAYMENT_METHODS, count),
             np.datetime_as_string(updated).tolist(),
+            strict=True,
         )
     ]
 

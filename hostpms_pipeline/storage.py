@@ -15,25 +15,25 @@ named by ``HOSTPMS_S3_KMS_KEY_ID`` when that variable is set.
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
+import threading
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import unquote, urlsplit
 
-import boto3
-from botocore.client import BaseClient
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+if TYPE_CHECKING:
+    from botocore.client import BaseClient
+
 KMS_KEY_ID_VARIABLE = "HOSTPMS_S3_KMS_KEY_ID"
-# Fail fast on a dead endpoint: the webhook receiver must answer while the sender waits.
-_S3_CLIENT_CONFIG = Config(connect_timeout=5, read_timeout=30)
 _NOT_FOUND_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
 _TEMP_PREFIX = "."  # in-flight local writes; keys may not have segments starting with it
+_TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
 
 
 class StorageError(Exception):
@@ -85,18 +85,40 @@ class LocalObjectStore:
     def __init__(self, root: Path) -> None:
         self.root = root.absolute()
         self.url = str(self.root)
+        # Folders this process has created or seen, with their entries fsynced: a put
+        # into one of them skips the stat of every parent folder.
+        self._known_folders: set[str] = set()
+        self._folder_syncs = _FolderSyncs()
 
     def location(self, key: str) -> str:
         return str(self.root / validate_key(key))
 
     def put(self, key: str, data: bytes) -> str:
-        path = Path(self.location(key))
+        # Plain strings, not Path objects: this runs once per webhook, on the hot path.
+        path = f"{self.url}/{validate_key(key)}"
+        folder = path.rpartition("/")[0]
         try:
-            self._make_parents(path)
-            _write_atomically(path, data)
+            self._write(folder, path, data)
+        except FileNotFoundError:
+            # A folder we knew was removed behind our back: create it again, once.
+            self._known_folders.clear()
+            self._write_or_raise(key, folder, path, data)
         except OSError as error:
-            raise StorageError(key, f"cannot write to {self.url}: {error.strerror}") from error
-        return str(path)
+            raise _write_error(key, self.url, error) from error
+        return path
+
+    def _write_or_raise(self, key: str, folder: str, path: str, data: bytes) -> None:
+        try:
+            self._write(folder, path, data)
+        except OSError as error:
+            raise _write_error(key, self.url, error) from error
+
+    def _write(self, folder: str, path: str, data: bytes) -> None:
+        if folder not in self._known_folders:
+            self._make_folders(Path(folder))
+            self._known_folders.add(folder)
+        _write_atomically(folder, path, data)
+        self._folder_syncs.sync(folder)
 
     def get(self, key: str) -> bytes:
         try:
@@ -147,12 +169,12 @@ class LocalObjectStore:
             ) from error
         return ObjectInfo(key, stat.st_size, datetime.fromtimestamp(stat.st_mtime, UTC))
 
-    def _make_parents(self, path: Path) -> None:
-        """Create missing parent folders, fsyncing each new entry into its parent."""
-        missing = [parent for parent in path.parents if not parent.is_dir()]
-        for folder in reversed(missing):
-            folder.mkdir(exist_ok=True)
-            _fsync_directory(folder.parent)
+    def _make_folders(self, folder: Path) -> None:
+        """Create ``folder`` and its missing parents, fsyncing each new entry into its parent."""
+        missing = [path for path in (folder, *folder.parents) if not path.is_dir()]
+        for path in reversed(missing):
+            path.mkdir(exist_ok=True)
+            _fsync_directory(str(path.parent))
 
 
 def _unless_missing(error: OSError) -> None:
@@ -166,26 +188,91 @@ def _directory_of(prefix: str) -> str:
     return prefix.rpartition("/")[0]
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
-    descriptor, temp_name = tempfile.mkstemp(dir=path.parent, prefix=_TEMP_PREFIX, suffix=".tmp")
+def _write_error(key: str, url: str, error: OSError) -> StorageError:
+    return StorageError(key, f"cannot write to {url}: {error.strerror}")
+
+
+def _write_atomically(folder: str, path: str, data: bytes) -> None:
+    """Write and fsync a temporary file, then rename it over ``path`` (the caller fsyncs
+    the folder). The random name keeps concurrent writers, and other processes, apart."""
+    temp_path = f"{folder}/{_TEMP_PREFIX}{secrets.token_hex(8)}.tmp"
+    descriptor = os.open(temp_path, _TEMP_FLAGS, 0o600)
     try:
-        with os.fdopen(descriptor, "wb") as temp_file:
-            temp_file.write(data)
-            temp_file.flush()
-            os.fsync(temp_file.fileno())
-        os.replace(temp_name, path)
+        try:
+            _write_all(descriptor, data)
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+        os.replace(temp_path, path)
     except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
+        with suppress(OSError):
+            os.unlink(temp_path)
         raise
-    _fsync_directory(path.parent)
 
 
-def _fsync_directory(directory: Path) -> None:
-    descriptor = os.open(directory, os.O_RDONLY)
+def _write_all(descriptor: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(descriptor, view) :]
+
+
+def _fsync_directory(directory: str) -> None:
+    descriptor = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(descriptor)
     finally:
         os.close(descriptor)
+
+
+class _FolderSyncs:
+    """Group commit of folder entries: one fsync of a folder makes every rename into it
+    that finished before the fsync began durable. Concurrent puts into one folder (the
+    webhook receiver's threads) share fsyncs instead of queueing one each, and a put
+    returns only once an fsync that began after its own rename has succeeded."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._folders: dict[str, _FolderSync] = {}
+
+    def sync(self, folder: str) -> None:
+        syncer = self._folders.get(folder)
+        if syncer is None:
+            with self._lock:
+                syncer = self._folders.setdefault(folder, _FolderSync(folder))
+        syncer.sync()
+
+
+class _FolderSync:
+    def __init__(self, folder: str) -> None:
+        self.folder = folder
+        self._changed = threading.Condition()
+        self._renamed = 0  # renames registered so far (tickets handed out)
+        self._durable = 0  # every ticket up to this one is covered by a finished fsync
+        self._syncing = False
+
+    def sync(self) -> None:
+        with self._changed:
+            self._renamed += 1
+            ticket = self._renamed
+            while self._durable < ticket:
+                if self._syncing:
+                    self._changed.wait()  # that fsync may have begun before our rename
+                else:
+                    self._fsync_for_everyone()
+
+    def _fsync_for_everyone(self) -> None:
+        """Called holding the lock; fsyncs without it. On failure, every waiter that the
+        fsync would have covered tries again itself (and gets its own error)."""
+        self._syncing = True
+        covered = self._renamed
+        self._changed.release()
+        try:
+            _fsync_directory(self.folder)
+        finally:
+            self._changed.acquire()
+            self._syncing = False
+            self._changed.notify_all()
+        self._durable = max(self._durable, covered)
 
 
 class S3ObjectStore:
@@ -275,14 +362,24 @@ def _s3_errors(key: str, action: str, url: str) -> Iterator[None]:
         raise StorageError(key, f"cannot {action} in {url}: {error}") from error
 
 
+def _s3_client() -> BaseClient:
+    # Imported here: boto3 takes a third of a second to import, and every Dagster run
+    # worker imports this module, most of them for a local store.
+    import boto3
+    from botocore.config import Config
+
+    # Fail fast on a dead endpoint: the webhook receiver must answer while the sender waits.
+    return boto3.client("s3", config=Config(connect_timeout=5, read_timeout=30))
+
+
 def open_store(url: str) -> ObjectStore:
     """The store at ``url``: a local path, ``file:///path`` or ``s3://bucket[/prefix]``."""
     parts = urlsplit(url)
     if parts.scheme == "s3":
         if not parts.netloc:
             raise StorageError(url, "an s3:// URL needs a bucket name")
-        client = boto3.client("s3", config=_S3_CLIENT_CONFIG)
-        return S3ObjectStore(parts.netloc, parts.path, client, os.environ.get(KMS_KEY_ID_VARIABLE))
+        kms_key_id = os.environ.get(KMS_KEY_ID_VARIABLE)
+        return S3ObjectStore(parts.netloc, parts.path, _s3_client(), kms_key_id)
     if parts.scheme == "file":
         return LocalObjectStore(Path(unquote(parts.path)))
     if parts.scheme == "":

@@ -83,6 +83,29 @@ def test_serve_webhooks_answers_health_checks(environment):
         server.wait(timeout=20)
 
 
+def test_serve_webhooks_with_two_workers_writes_the_access_line_of_each_delivery(environment):
+    # Worker processes are spawned: logging set up only in the parent would never reach them.
+    port = _free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "hostpms_pipeline.cli", "serve-webhooks", "--port", str(port), "--workers", "2"],
+        env={**environment, "HOSTPMS_WEBHOOK_SECRET": "whsec_test"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        _get_when_up(f"http://127.0.0.1:{port}/health")
+        url = f"http://127.0.0.1:{port}/webhooks/hostpms/PT-LIS-001/reservation.updated"
+        assert httpx.post(url, content=b"{}").status_code == 401
+    finally:
+        server.terminate()
+        _, stderr = server.communicate(timeout=20)
+
+    access_lines = [line for line in stderr.splitlines() if line.startswith('{"message":"webhook delivery"')]
+    assert len(access_lines) == 1
+    assert '"outcome":"missing_signature"' in access_lines[0] and '"status":401' in access_lines[0]
+
+
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

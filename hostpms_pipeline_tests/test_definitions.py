@@ -70,6 +70,17 @@ def test_instance_config_never_runs_one_property_twice_at_once(tmp_path):
     assert limits[PROPERTY_TAG]["value"] == {"applyLimitPerUniqueValue": True}
 
 
+def test_instance_config_dequeues_every_second_and_launches_runs_in_parallel(tmp_path):
+    # Webhook drops reach PostgreSQL within seconds only if queued runs do not wait 5 s
+    # for the next dequeue, nor for each other's worker processes to start.
+    shutil.copy(PROJECT_ROOT / "dagster.yaml", tmp_path / "dagster.yaml")
+    instance = DagsterInstance.from_config(str(tmp_path))
+    coordinator = instance.run_coordinator
+    assert coordinator.dequeue_interval_seconds == 1
+    assert coordinator.dequeue_use_threads
+    assert instance.get_sensor_settings()["use_threads"]
+
+
 def test_full_resync_is_one_launch_in_the_ui():
     job = defs.resolve_job_def("hostpms_full_resync_job")
     config = job.get_run_config_for_partition_key(str(live_partition_key("PT-LIS-001")))

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -12,6 +14,7 @@ from pathlib import Path
 import boto3
 import pytest
 
+from hostpms_pipeline import storage
 from hostpms_pipeline.storage import (
     KMS_KEY_ID_VARIABLE,
     LocalObjectStore,
@@ -160,6 +163,75 @@ def test_local_failed_write_keeps_the_old_object_and_leaves_no_temporary_file(
     assert raised.value.key == "k.json"
     assert store.get("k.json") == b"old"
     assert sorted(path.name for path in tmp_path.iterdir()) == ["k.json"]
+
+
+def test_local_put_recreates_a_folder_removed_behind_its_back(tmp_path: Path) -> None:
+    store = LocalObjectStore(tmp_path / "raw")
+    store.put("hostpms/P/webhooks/a.json", b"a")  # the store now knows the folder exists
+    shutil.rmtree(tmp_path / "raw" / "hostpms")
+
+    store.put("hostpms/P/webhooks/b.json", b"b")
+
+    assert store.get("hostpms/P/webhooks/b.json") == b"b"
+
+
+def test_local_put_returns_only_after_a_folder_fsync_that_began_after_its_rename(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Concurrent puts into one folder share folder fsyncs; none may return on an fsync
+    # that was already running when its file was renamed into the folder.
+    store = LocalObjectStore(tmp_path)
+    log: list[tuple[str, str]] = []
+    real_replace, real_fsync_directory = os.replace, storage._fsync_directory
+
+    def replace(source: str, target: str) -> None:
+        real_replace(source, target)
+        log.append(("renamed", Path(target).name))
+
+    def fsync_directory(folder: str) -> None:
+        log.append(("fsync began", folder))
+        time.sleep(0.002)  # long enough for other renames to land meanwhile
+        real_fsync_directory(folder)
+        log.append(("fsync ended", folder))
+
+    def put(index: int) -> None:
+        store.put(f"hostpms/P/webhooks/{index:03d}.json", b"x")
+        log.append(("returned", f"{index:03d}.json"))
+
+    monkeypatch.setattr(os, "replace", replace)
+    monkeypatch.setattr(storage, "_fsync_directory", fsync_directory)
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(put, range(60)))
+
+    folder = str(tmp_path / "hostpms/P/webhooks")
+    for name in (f"{index:03d}.json" for index in range(60)):
+        renamed, returned = log.index(("renamed", name)), log.index(("returned", name))
+        began = [
+            i for i, entry in enumerate(log) if entry == ("fsync began", folder) and i > renamed
+        ]
+        ended = {
+            i for i, entry in enumerate(log) if entry == ("fsync ended", folder) and i < returned
+        }
+        assert any(any(end > start for end in ended) for start in began), name
+
+
+def test_local_put_fails_when_its_folder_fsync_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = LocalObjectStore(tmp_path)
+    store.put("hostpms/P/a.json", b"a")
+
+    def failing_fsync_directory(folder: str) -> None:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(storage, "_fsync_directory", failing_fsync_directory)
+    with pytest.raises(StorageError) as raised:
+        store.put("hostpms/P/b.json", b"b")
+    assert raised.value.key == "hostpms/P/b.json"
+
+    monkeypatch.undo()
+    store.put("hostpms/P/c.json", b"c")  # the next put syncs the folder again
+    assert store.get("hostpms/P/c.json") == b"c"
 
 
 def test_local_reader_never_sees_a_partial_object(tmp_path: Path) -> None:

@@ -34,15 +34,20 @@ class ReceiverMetrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
-        for (
-            outcome
-        ) in Outcome:  # every series exists from the start, at zero: alerts can rate() them
-            self.requests.labels(outcome=outcome.value)
-            self.latency.labels(outcome=outcome.value)
+        # Every series exists from the start, at zero: alerts can rate() them. The
+        # children are kept, so a request skips the label lookup (and its lock).
+        self._series = {
+            outcome: (
+                self.requests.labels(outcome=outcome.value),
+                self.latency.labels(outcome=outcome.value),
+            )
+            for outcome in Outcome
+        }
 
     def observe(self, outcome: Outcome, seconds: float) -> None:
-        self.requests.labels(outcome=outcome.value).inc()
-        self.latency.labels(outcome=outcome.value).observe(seconds)
+        requests, latency = self._series[outcome]
+        requests.inc()
+        latency.observe(seconds)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -12,8 +12,8 @@ from __future__ import annotations
 import time
 
 import orjson
+from anyio import CapacityLimiter, to_thread
 from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -23,10 +23,15 @@ from hostpms_pipeline.hostpms import contract
 from hostpms_pipeline.webhooks import verification
 from hostpms_pipeline.webhooks.acceptance import Acceptance, Delivery, WebhookAcceptor
 from hostpms_pipeline.webhooks.access_log import RequestRecord
+from hostpms_pipeline.webhooks.idempotency import POOL_MAX_SIZE
 from hostpms_pipeline.webhooks.metrics import ReceiverMetrics
 from hostpms_pipeline.webhooks.outcomes import HTTP_STATUS, RETRY_AFTER_SECONDS, Outcome, Refusal
 
 WEBHOOK_PATH = "/webhooks/hostpms/{property_id}/{event}"
+# Deliveries accepted at once per process, each on a thread (the stores are blocking
+# clients): as many as the PostgreSQL pool has connections, so that no thread waits
+# for one (anyio's default is 40 threads). Further deliveries wait on the event loop.
+ACCEPT_THREADS = POOL_MAX_SIZE
 _ROUTING_OUTCOMES = {404: Outcome.NOT_FOUND, 405: Outcome.METHOD_NOT_ALLOWED}
 
 
@@ -53,6 +58,7 @@ class WebhookEndpoint:
     def __init__(self, acceptor: WebhookAcceptor, metrics: ReceiverMetrics) -> None:
         self.acceptor = acceptor
         self.metrics = metrics
+        self.threads = CapacityLimiter(ACCEPT_THREADS)
 
     async def handle(self, request: Request) -> Response:
         started = time.perf_counter()
@@ -81,7 +87,9 @@ class WebhookEndpoint:
                 body,
             )
             # Secrets, PostgreSQL/DynamoDB and the raw store are blocking clients.
-            acceptance = await run_in_threadpool(self.acceptor.accept, delivery)
+            acceptance = await to_thread.run_sync(
+                self.acceptor.accept, delivery, limiter=self.threads
+            )
         except Refusal as refusal:
             record.outcome, record.event_id = refusal.outcome, refusal.event_id
             return refusal_response(refusal)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-import logging
+import copy
 from collections.abc import Sequence
+from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
+from uvicorn.config import LOGGING_CONFIG
 
 from hostpms_pipeline.credentials import MissingSecret, SecretProvider
 from hostpms_pipeline.settings import Settings, get_settings
@@ -41,13 +43,29 @@ def build_app(settings: Settings | None = None) -> Starlette:
     return create_app(acceptor)
 
 
+def log_config() -> dict[str, Any]:
+    """uvicorn's logging, plus the receiver's own lines (JSON already) on stderr.
+
+    Given to uvicorn rather than set up here: uvicorn applies it in every worker process
+    it spawns, which a ``logging.basicConfig`` in this process would not reach.
+    """
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["formatters"]["plain"] = {"format": "%(message)s"}
+    config["handlers"]["plain"] = {
+        "formatter": "plain",
+        "class": "logging.StreamHandler",
+        "stream": "ext://sys.stderr",
+    }
+    config["root"] = {"handlers": ["plain"], "level": "INFO"}
+    return config
+
+
 def serve(host: str = "127.0.0.1", port: int = 8500, workers: int | None = None) -> None:
     """Serve the receiver until interrupted (blocking), settings from the environment.
 
     ``workers`` uvicorn processes (default: ``$WEB_CONCURRENCY``, else 1) share the port;
     each builds its own app, so each has its own connection pool and metrics.
     """
-    logging.basicConfig(level=logging.INFO, format="%(message)s")  # access lines are JSON already
     uvicorn.run(
         APP_FACTORY,
         factory=True,  # an import string: worker processes build the app themselves
@@ -56,4 +74,5 @@ def serve(host: str = "127.0.0.1", port: int = 8500, workers: int | None = None)
         workers=workers,
         # uvicorn's own access log would repeat each request; the receiver logs one JSON line.
         access_log=False,
+        log_config=log_config(),
     )
