@@ -124,11 +124,13 @@ def upsert_bookings(conn: psycopg.Connection, bookings: pa.Table, *, keep_writte
         assert written_at is not None
         inserted = _as_stored(merge.inserted_rows, written_at[0])
         copy_arrow(conn, "bookings", inserted)
-        replaced = BOOKING_SCHEMA.empty_table()
         if merge.newer_rows.num_rows:
-            replaced = _update_stored(conn, merge.newer_rows, merge.newer_stored_rows, keep_written)
+            _update_stored(conn, merge.newer_rows, merge.newer_stored["stored_row"])
         conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(KEYS_STAGING_TABLE)))
-    written = pa.concat_tables([inserted.cast(BOOKING_SCHEMA), replaced]) if keep_written else None
+    written = None
+    if keep_written:
+        replaced = _as_updated(merge.newer_rows, merge.newer_stored, written_at[0])
+        written = pa.concat_tables([inserted.cast(BOOKING_SCHEMA), replaced])
     return replace(merge.stats(), written=written)
 
 
@@ -143,8 +145,8 @@ class _MergePlan:
         newer = pc.greater(incoming["source_updated_at"], stored["stored_updated_at"])
         same_state = pc.equal(incoming["state_hash"], stored["stored_hash"])
         self.newer_rows = incoming.filter(newer)
-        self.newer_stored_rows = stored["stored_row"].filter(newer)
-        self.old_booked_at = stored["stored_booked_at"].filter(newer)
+        self.newer_stored = stored.filter(newer)
+        self.old_booked_at = self.newer_stored["stored_booked_at"]
         self.updated = _count(pc.and_(newer, pc.invert(same_state)))
         self.stale = _count(pc.less(incoming["source_updated_at"], stored["stored_updated_at"]))
         self.unchanged = stored.num_rows - self.updated - self.stale
@@ -212,20 +214,35 @@ def _as_stored(bookings: pa.Table, written_at: datetime) -> pa.Table:
     return bookings
 
 
-def _update_stored(
-    conn: psycopg.Connection, newer: pa.Table, stored_rows: pa.ChunkedArray, keep_written: bool
-) -> pa.Table:
-    """Overwrite the stored rows (by row address) with their newer records; the rows
-    as stored afterwards if ``keep_written``, else an empty table."""
+def _update_stored(conn: psycopg.Connection, newer: pa.Table, stored_rows: pa.ChunkedArray) -> None:
+    """Overwrite the stored rows (by row address) with their newer records."""
     _create_staging(conn, STAGING_TABLE, "LIKE bookings, stored_row tid")
     copy_arrow(conn, STAGING_TABLE, newer.append_column("stored_row", stored_rows))
-    if keep_written:
-        written = copy_query_to_arrow(conn, _UPDATE_RETURNING_SQL, [], BOOKING_SCHEMA)
-    else:
-        conn.execute(_UPDATE_SQL)
-        written = BOOKING_SCHEMA.empty_table()
+    conn.execute(_UPDATE_SQL)
     conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(STAGING_TABLE)))
-    return written
+
+
+def _as_updated(newer: pa.Table, stored: pa.Table, written_at: datetime) -> pa.Table:
+    """The rows ``_UPDATE_SQL`` leaves, computed from the newer records and the stored
+    columns it reads (which no other writer changes while the property locks are
+    held): cheaper than sending every updated row back with RETURNING."""
+    changed = pc.not_equal(newer["state_hash"], stored["stored_hash"])
+    store_set = {
+        "version": pc.add(stored["stored_version"], changed.cast(pa.int32())),
+        "synced_at": pc.if_else(changed, pa.scalar(written_at, TIMESTAMP), stored["stored_synced_at"]),
+        # GREATEST: the newest of the two, ignoring a missing one.
+        "event_received_at": _latest(stored["stored_event_received_at"], newer["event_received_at"]),
+    }
+    for name, values in store_set.items():
+        newer = newer.set_column(newer.schema.get_field_index(name), name, values)
+    return newer.cast(BOOKING_SCHEMA)
+
+
+def _latest(*moments: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Per row, the latest of the moments, ignoring missing ones (as GREATEST does)."""
+    # Arrow compares epoch microseconds; it has no such kernel for zone-aware timestamps.
+    micros = [moment.cast(pa.int64()) for moment in moments]
+    return pc.max_element_wise(*micros, skip_nulls=True).cast(TIMESTAMP)
 
 
 def lock_properties(conn: psycopg.Connection, hotel_ids: Iterable[str]) -> None:
@@ -414,13 +431,17 @@ _STORED_SCHEMA = pa.schema(
         ("stored_updated_at", TIMESTAMP),
         ("stored_hash", pa.string()),
         ("stored_booked_at", TIMESTAMP),
+        ("stored_version", pa.int32()),
+        ("stored_synced_at", TIMESTAMP),
+        ("stored_event_received_at", TIMESTAMP),
     ]
 )
 
 
 def _stored_sql() -> sql.Composed:
     return sql.SQL(
-        "SELECT k.ordinal, b.ctid::text, b.source_updated_at, b.state_hash, b.booked_at"
+        "SELECT k.ordinal, b.ctid::text, b.source_updated_at, b.state_hash, b.booked_at,"
+        " b.version, b.synced_at, b.event_received_at"
         " FROM {keys} AS k JOIN bookings AS b USING ({key})"
     ).format(
         keys=sql.Identifier(KEYS_STAGING_TABLE),
@@ -453,6 +474,3 @@ def _update_sql() -> sql.Composed:
 
 _STORED_SQL = _stored_sql()
 _UPDATE_SQL = _update_sql()
-_UPDATE_RETURNING_SQL = _UPDATE_SQL + sql.SQL(" RETURNING {}").format(
-    sql.SQL(", ").join(sql.Identifier("b", name) for name in BOOKING_SCHEMA.names)
-)

@@ -146,7 +146,8 @@ def export_parquet(
         merged = delta.mergeable(taken) if delta is not None else set()
         rebuilt = [day for day in taken if day not in merged]
         written = 0
-        for group in _day_groups(booking_store.rows_per_day(conn, rebuilt), rebuilt, rows_per_group):
+        counts = booking_store.rows_per_day(conn, rebuilt) if rebuilt else {}
+        for group in _day_groups(counts, rebuilt, rows_per_group):
             rows = booking_store.fetch_bookings(conn, partitions=group)
             written += parquet_store.replace_partitions(processed_url, rows, group)
         if delta is not None and merged:

@@ -186,6 +186,33 @@ def test_event_received_at_keeps_the_newest(pg_conn: psycopg.Connection) -> None
     assert stored(pg_conn)["RSV-1"]["event_received_at"] == late
 
 
+def test_the_rows_kept_for_the_export_are_the_rows_as_stored(pg_conn: psycopg.Connection) -> None:
+    # Version, synced_at and event_received_at of replaced rows are computed, not read
+    # back: each must come out as the UPDATE left it.
+    received = T0 + timedelta(minutes=5)
+    upsert_bookings(pg_conn, table(booking(1), booking(2, event_received_at=received), booking(3), booking(4)))
+    later = T0 + timedelta(hours=1)
+    result = upsert_bookings(
+        pg_conn,
+        table(
+            booking(1, source_updated_at=later, state_hash="state-2", status="cancelled"),  # new state
+            booking(2, source_updated_at=later),  # same state, received_at missing: the stored one stays
+            booking(3, source_updated_at=T0 - timedelta(hours=1), state_hash="old"),  # stale: not written
+            booking(5),  # new booking
+        ),
+        keep_written=True,
+    )
+
+    assert result.written is not None
+    written = {row["external_id"]: row for row in result.written.to_pylist()}
+    assert sorted(written) == ["RSV-1", "RSV-2", "RSV-5"]
+    rows = stored(pg_conn)
+    assert {key: rows[key] for key in written} == written
+    assert (written["RSV-1"]["version"], written["RSV-2"]["version"]) == (2, 1)
+    assert written["RSV-2"]["event_received_at"] == received
+    assert written["RSV-1"]["synced_at"] > rows["RSV-2"]["synced_at"]
+
+
 def test_touched_partitions_include_the_old_booked_at_day(pg_conn: psycopg.Connection) -> None:
     upsert_bookings(
         pg_conn, table(booking(1), booking(2, booked_at=datetime(2024, 2, 1, 23, 59, tzinfo=UTC)))
