@@ -9,8 +9,8 @@ DAGSTER_HOME holds a copy of the project's dagster.yaml. It starts
 ``hostpms_webhook_drops`` sensor, sends signed ``reservation.updated`` events for new
 reservations at ``--rate`` per second, and polls ``bookings`` every 100 ms for each one.
 The Dagster processes keep the bytecode they compile, as a deployed image does
-(``--cold-bytecode``: every process compiles its imports again, see
-``with_bytecode_cache``).
+(``--cold-bytecode``: only what the virtualenv holds, which ``make`` compiles at
+install; see ``with_bytecode_cache``).
 
 Lag = the row visible to a reader − the event sent. The script prints its
 distribution against the targets (p95 under 10 s here, under 30 s in the PRD), then
