@@ -10,6 +10,9 @@ whether a newer state really changed anything (and so bumps ``version``).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from datetime import date
+
 import pyarrow as pa
 
 SOURCE = "hostpms"
@@ -19,6 +22,21 @@ TIMESTAMP = pa.timestamp("us", tz="UTC")
 
 # A Parquet partition: booked_at's (year, month, day) in UTC; None for bookings without booked_at.
 DayPartition = tuple[int, int, int] | None
+
+
+def day_partition(day: date | None) -> DayPartition:
+    return None if day is None else (day.year, day.month, day.day)
+
+
+def partition_dates(partitions: Iterable[DayPartition]) -> list[date]:
+    """The dates of the partitions that have one (every one but the no-booked_at partition)."""
+    return [date(*partition) for partition in partitions if partition is not None]
+
+
+def utc_dates(moments: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+    """The UTC date of each zone-aware timestamp (a booking's partition, for booked_at)."""
+    # Dropping the zone keeps the UTC wall time and avoids a per-value zone lookup.
+    return moments.cast(pa.timestamp("us")).cast(pa.date32())
 
 # Natural key of a booking (PRD: deduplicate on source + external_id + hotel_id).
 BOOKING_KEY = ("source", "external_id", "hotel_id")

@@ -38,7 +38,7 @@ from __future__ import annotations
 import io
 from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, replace
-from datetime import date, datetime
+from datetime import datetime
 
 import numpy as np
 import psycopg
@@ -54,6 +54,9 @@ from hostpms_pipeline.booking_schema import (
     REJECTED_SCHEMA,
     TIMESTAMP,
     DayPartition,
+    day_partition,
+    partition_dates,
+    utc_dates,
 )
 from hostpms_pipeline.database import advisory_key
 
@@ -155,7 +158,7 @@ class _MergePlan:
         booked_at = [
             self.inserted_rows["booked_at"], self.newer_rows["booked_at"], self.old_booked_at
         ]
-        old_days, new_days = _utc_days(self.old_booked_at), _utc_days(self.newer_rows["booked_at"])
+        old_days, new_days = utc_dates(self.old_booked_at), utc_dates(self.newer_rows["booked_at"])
         # No booked_at is a partition of its own: to or from it is a move too.
         either_null = pc.xor(pc.is_valid(old_days), pc.is_valid(new_days))
         moved_from = old_days.filter(pc.fill_null(pc.not_equal(old_days, new_days), either_null))
@@ -164,18 +167,13 @@ class _MergePlan:
             updated=self.updated,
             unchanged=self.unchanged,
             stale=self.stale,
-            touched_partitions=_partitions(_utc_days(pa.chunked_array(booked_at, TIMESTAMP))),
+            touched_partitions=_partitions(utc_dates(pa.chunked_array(booked_at, TIMESTAMP))),
             moved_from=_partitions(moved_from),
         )
 
 
-def _utc_days(moments: pa.ChunkedArray) -> pa.ChunkedArray:
-    # Dropping the zone keeps the UTC wall time, whose date is the partition.
-    return moments.cast(pa.timestamp("us")).cast(pa.date32())
-
-
 def _partitions(days: pa.ChunkedArray) -> frozenset[DayPartition]:
-    return frozenset(map(_partition, pc.unique(days).to_pylist()))
+    return frozenset(map(day_partition, pc.unique(days).to_pylist()))
 
 
 def _count(mask: pa.ChunkedArray | pa.Array) -> int:
@@ -322,7 +320,7 @@ def fetch_bookings(
                 "((booked_at AT TIME ZONE 'UTC')::date = ANY(%s::date[]) OR (booked_at IS NULL AND %s))"
             )
         )
-        params += [[date(*day) for day in partitions if day is not None], None in partitions]
+        params += [partition_dates(partitions), None in partitions]
     if hotel_id is not None:
         filters.append(sql.SQL("hotel_id = %s"))
         params.append(hotel_id)
@@ -339,9 +337,9 @@ def rows_per_day(conn: psycopg.Connection, partitions: Collection[DayPartition])
         "SELECT (booked_at AT TIME ZONE 'UTC')::date, count(*) FROM bookings"
         " WHERE (booked_at AT TIME ZONE 'UTC')::date = ANY(%s::date[]) OR (booked_at IS NULL AND %s)"
         " GROUP BY 1",
-        ([date(*day) for day in partitions if day is not None], None in partitions),
+        (partition_dates(partitions), None in partitions),
     )
-    return {(day.year, day.month, day.day) if day else None: count for day, count in rows}
+    return {day_partition(day): count for day, count in rows}
 
 
 def booking_keys(conn: psycopg.Connection, *, hotel_id: str | None = None) -> pa.Table:
@@ -418,10 +416,6 @@ class _CopyStream(io.RawIOBase):
                 return False
             self._pending = memoryview(row).cast("B")
         return True
-
-
-def _partition(day: date | None) -> DayPartition:
-    return None if day is None else (day.year, day.month, day.day)
 
 
 _STORED_SCHEMA = pa.schema(

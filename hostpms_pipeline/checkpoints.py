@@ -14,7 +14,7 @@ from typing import Literal
 import psycopg
 from psycopg.rows import class_row
 
-from hostpms_pipeline.booking_schema import DayPartition
+from hostpms_pipeline.booking_schema import DayPartition, day_partition
 from hostpms_pipeline.database import advisory_key
 
 RawFileKind = Literal["polling", "webhook"]
@@ -101,28 +101,40 @@ def pending_files(
     property_id: str | None = None,
     kind: RawFileKind | None = None,
     collection: str | None = None,
-    max_records: int | None = None,
 ) -> list[str]:
-    """Locations landed but not yet processed, oldest first.
+    """Locations landed but not yet processed, oldest first."""
+    return [location for location, _ in _pending(conn, property_id, kind, collection)]
 
-    With ``max_records``, only the oldest files holding about that many records
-    (always at least one file).
-    """
-    rows = conn.execute(
+
+def pending_within_budget(
+    conn: psycopg.Connection,
+    max_records: int | None,
+    property_id: str | None = None,
+    collection: str | None = None,
+) -> tuple[list[str], int]:
+    """The oldest pending files holding about ``max_records`` records (always at least
+    one file; every file without a budget), and how many pending files are left after them."""
+    pending = _pending(conn, property_id, None, collection)
+    taken = records = 0
+    for _, count in pending:
+        if max_records is not None and taken and records + count > max_records:
+            break
+        taken += 1
+        records += count
+    return [location for location, _ in pending[:taken]], len(pending) - taken
+
+
+def _pending(
+    conn: psycopg.Connection, property_id: str | None, kind: RawFileKind | None, collection: str | None
+) -> list[tuple[str, int]]:
+    return conn.execute(
         "SELECT location, record_count FROM raw_files WHERE processed_at IS NULL"
         " AND (%(property_id)s::text IS NULL OR property_id = %(property_id)s)"
         " AND (%(kind)s::text IS NULL OR kind = %(kind)s)"
         " AND (%(collection)s::text IS NULL OR collection = %(collection)s)"
         " ORDER BY landed_at, location",
         {"property_id": property_id, "kind": kind, "collection": collection},
-    )
-    locations, records = [], 0
-    for location, count in rows:
-        if max_records is not None and locations and records + count > max_records:
-            break
-        locations.append(location)
-        records += count
-    return locations
+    ).fetchall()
 
 
 def recorded_locations(conn: psycopg.Connection, locations: list[str]) -> set[str]:
@@ -182,5 +194,5 @@ def take_parquet_partitions(conn: psycopg.Connection) -> dict[DayPartition, set[
     conn.execute("SELECT pg_advisory_xact_lock(%s)", (advisory_key("parquet", "export"),))
     taken: dict[DayPartition, set[str | None]] = {}
     for day, queued_by in conn.execute("DELETE FROM parquet_outbox RETURNING day, queued_by"):
-        taken.setdefault((day.year, day.month, day.day) if day else None, set()).add(queued_by)
+        taken.setdefault(day_partition(day), set()).add(queued_by)
     return taken

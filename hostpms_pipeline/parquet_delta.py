@@ -22,7 +22,6 @@ import tempfile
 import uuid
 from collections.abc import Collection, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
-from datetime import date
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -30,7 +29,12 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from hostpms_pipeline import booking_store, parquet_store
-from hostpms_pipeline.booking_schema import BOOKING_SCHEMA, DayPartition
+from hostpms_pipeline.booking_schema import (
+    BOOKING_SCHEMA,
+    DayPartition,
+    day_partition,
+    partition_dates,
+)
 
 _DAY = "__day"
 # Deltas handed from a run's PostgreSQL step to its Parquet step in the same process.
@@ -73,8 +77,7 @@ class ParquetDelta:
         self._spills.append(self._spiller.submit(_spill, stats.written.append_column(_DAY, days), path))
         self._files.append(path)
         for item in pc.value_counts(days):
-            day = item["values"].as_py()
-            key = None if day is None else (day.year, day.month, day.day)
+            key = day_partition(item["values"].as_py())
             self._rows_per_day[key] = self._rows_per_day.get(key, 0) + item["counts"].as_py()
 
     def mergeable(self, taken: dict[DayPartition, set[str | None]]) -> set[DayPartition]:
@@ -94,7 +97,7 @@ class ParquetDelta:
             return BOOKING_SCHEMA.empty_table()
         for spill in self._spills:
             spill.result()  # raises what a spill raised
-        dates = pa.array([date(*day) for day in days if day is not None], pa.date32())
+        dates = pa.array(partition_dates(days), pa.date32())
         selected = ds.field(_DAY).isin(dates)
         if None in days:
             selected = selected | ds.field(_DAY).is_null()

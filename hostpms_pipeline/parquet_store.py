@@ -31,7 +31,6 @@ import uuid
 from collections.abc import Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import date
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -42,7 +41,13 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 from pyarrow.fs import FileSelector, FileSystem, FileType, LocalFileSystem, S3FileSystem
 
-from hostpms_pipeline.booking_schema import BOOKING_SCHEMA, SOURCE, DayPartition
+from hostpms_pipeline.booking_schema import (
+    BOOKING_SCHEMA,
+    SOURCE,
+    DayPartition,
+    day_partition,
+    utc_dates,
+)
 
 DATASET_NAME = "bookings"
 FILE_NAME = "part-0.parquet"
@@ -74,12 +79,11 @@ class DatasetSummary:
 
 def partition_of(table: pa.Table) -> pa.Array:
     """The partition date (UTC date of ``booked_at``, null when unknown) of each row."""
-    utc = pc.cast(table["booked_at"], pa.timestamp("us", tz="UTC"))
-    return pc.cast(utc, pa.date32()).combine_chunks()
+    return utc_dates(table["booked_at"]).combine_chunks()
 
 
 def touched_partitions(table: pa.Table) -> set[DayPartition]:
-    return {_key_of(day) for day in pc.unique(partition_of(table)).to_pylist()}
+    return {day_partition(day) for day in pc.unique(partition_of(table)).to_pylist()}
 
 
 def partition_path(key: DayPartition) -> str:
@@ -244,10 +248,6 @@ def _aws_variable(*names: str) -> str | None:
     return next((os.environ[name] for name in names if os.environ.get(name)), None)
 
 
-def _key_of(day: date | None) -> DayPartition:
-    return None if day is None else (day.year, day.month, day.day)
-
-
 def _conform(rows: pa.Table) -> pa.Table:
     """The booking columns in schema order and types; one source, the layout's."""
     rows = rows.select(BOOKING_SCHEMA.names).cast(BOOKING_SCHEMA)
@@ -273,7 +273,7 @@ def _split_by_partition(
     groups: dict[DayPartition, pa.Table] = {}
     start = 0
     for end, day in zip(runs.run_ends.to_pylist(), runs.values.to_pylist(), strict=True):
-        groups[_key_of(day)] = ordered.slice(start, end - start)
+        groups[day_partition(day)] = ordered.slice(start, end - start)
         start = end
     return groups
 

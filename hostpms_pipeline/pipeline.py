@@ -72,12 +72,11 @@ def read_pending(
 ) -> RawBatch:
     """Pending raw files, the oldest first and about ``max_records`` records at most,
     so one run's memory stays bounded however many files wait."""
-    pending = checkpoints.pending_files(conn, property_id=property_id, collection="reservations")
-    locations = checkpoints.pending_files(
-        conn, property_id=property_id, collection="reservations", max_records=max_records
+    locations, left = checkpoints.pending_within_budget(
+        conn, max_records, property_id=property_id, collection="reservations"
     )
     batch = read_files(store, locations)
-    batch.left_pending = len(pending) - len(locations)
+    batch.left_pending = left
     return batch
 
 

@@ -98,20 +98,15 @@ class LocalObjectStore:
         path = f"{self.url}/{validate_key(key)}"
         folder = path.rpartition("/")[0]
         try:
-            self._write(folder, path, data)
-        except FileNotFoundError:
-            # A folder we knew was removed behind our back: create it again, once.
-            self._known_folders.clear()
-            self._write_or_raise(key, folder, path, data)
+            try:
+                self._write(folder, path, data)
+            except FileNotFoundError:
+                # A folder we knew was removed behind our back: create it again, once.
+                self._known_folders.discard(folder)
+                self._write(folder, path, data)
         except OSError as error:
-            raise _write_error(key, self.url, error) from error
+            raise StorageError(key, f"cannot write to {self.url}: {error.strerror}") from error
         return path
-
-    def _write_or_raise(self, key: str, folder: str, path: str, data: bytes) -> None:
-        try:
-            self._write(folder, path, data)
-        except OSError as error:
-            raise _write_error(key, self.url, error) from error
 
     def _write(self, folder: str, path: str, data: bytes) -> None:
         if folder not in self._known_folders:
@@ -186,10 +181,6 @@ def _unless_missing(error: OSError) -> None:
 def _directory_of(prefix: str) -> str:
     """The deepest folder that holds every key starting with ``prefix``."""
     return prefix.rpartition("/")[0]
-
-
-def _write_error(key: str, url: str, error: OSError) -> StorageError:
-    return StorageError(key, f"cannot write to {url}: {error.strerror}")
 
 
 def _write_atomically(folder: str, path: str, data: bytes) -> None:

@@ -44,6 +44,7 @@ from hostpms_pipeline.booking_schema import (
     SOURCE,
     STATE_COLUMNS,
     TIMESTAMP,
+    utc_dates,
 )
 from hostpms_pipeline.hostpms.contract import parse_timestamp
 from hostpms_pipeline.mapping import MappingTables, map_values
@@ -400,15 +401,10 @@ def _days(dates: pa.Array) -> pa.Array:
     return dates.cast(pa.int32())
 
 
-def _utc_dates(moments: pa.Array) -> pa.Array:
-    # Dropping the zone keeps the UTC wall time and avoids a per-value zone lookup.
-    return moments.cast(pa.timestamp("us")).cast(pa.date32())
-
-
 def _booking_columns(accepted: pa.Table, tables: MappingTables, synced_at: datetime) -> dict[str, pa.Array]:
     rows = accepted.num_rows
     hotel_id = pc.coalesce(accepted["property_id"], accepted["page_property_id"])
-    booked_on = _utc_dates(accepted["booked_at"])
+    booked_on = utc_dates(accepted["booked_at"])
     columns: dict[str, Any] = {
         "external_id": accepted["reservation_id"],
         "source": pa.repeat(pa.scalar(SOURCE), rows),
