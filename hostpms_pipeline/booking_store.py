@@ -1,9 +1,8 @@
 """The bookings table: bulk upsert from Arrow, rejected records, reads back to Arrow.
 
-Bulk data crosses the wire as CSV made by Arrow's C++ writer and reader
-(``COPY ... FORMAT csv`` both ways), so no Python code runs per row and
-everything happens on the caller's psycopg connection, inside its transaction.
-benchmarks/bench_upsert.py compares this with binary COPY row by row and ADBC.
+Bulk data crosses the wire by COPY (``pg_copy``: binary in, CSV out), so no
+Python code runs per row and everything happens on the caller's psycopg
+connection, inside its transaction.
 
 Upsert rules (contract section 5, webhooks at least once and out of order):
 
@@ -35,8 +34,7 @@ and writes no index entries.
 
 from __future__ import annotations
 
-import io
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -44,9 +42,7 @@ import numpy as np
 import psycopg
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pa_csv
 from psycopg import sql
-from psycopg.copy import QueuedLibpqWriter
 
 from hostpms_pipeline.booking_schema import (
     BOOKING_KEY,
@@ -59,9 +55,8 @@ from hostpms_pipeline.booking_schema import (
     utc_dates,
 )
 from hostpms_pipeline.database import advisory_key
+from hostpms_pipeline.pg_copy import copy_arrow, copy_query_to_arrow
 
-COPY_CHUNK_ROWS = 65_536
-CSV_BLOCK_BYTES = 4 << 20  # per block parsed by one Arrow thread
 STAGING_TABLE = "booking_staging"
 KEYS_STAGING_TABLE = "booking_key_staging"
 # Collated as in `bookings`, so the join compares bytes.
@@ -214,7 +209,7 @@ def _as_stored(bookings: pa.Table, written_at: datetime) -> pa.Table:
 
 def _update_stored(conn: psycopg.Connection, newer: pa.Table, stored_rows: pa.ChunkedArray) -> None:
     """Overwrite the stored rows (by row address) with their newer records."""
-    _create_staging(conn, STAGING_TABLE, "LIKE bookings, stored_row tid")
+    _create_staging(conn, STAGING_TABLE, "LIKE bookings, stored_row text")  # a tid, as text
     copy_arrow(conn, STAGING_TABLE, newer.append_column("stored_row", stored_rows))
     conn.execute(_UPDATE_SQL)
     conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(STAGING_TABLE)))
@@ -247,41 +242,6 @@ def lock_properties(conn: psycopg.Connection, hotel_ids: Iterable[str]) -> None:
     """Transaction-scoped locks, always taken in key order so two writers cannot deadlock."""
     for key in sorted({advisory_key("bookings", hotel_id) for hotel_id in hotel_ids}):
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (key,))
-
-
-def copy_arrow(conn: psycopg.Connection, table: str, data: pa.Table) -> None:
-    """COPY an Arrow table into ``table`` (same column names) as Arrow-written CSV.
-
-    Arrow quotes every string and leaves nulls unquoted and empty, which is what
-    PostgreSQL's CSV format reads as NULL versus the empty string. Call it inside
-    a transaction: it sets the transaction's time zone to UTC.
-    """
-    statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv)").format(
-        sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, data.column_names))
-    )
-    data = _without_time_zones(data)
-    options = pa_csv.WriteOptions(include_header=False)
-    # The zone-less timestamps written below are UTC wall times.
-    conn.execute("SET LOCAL TIME ZONE 'UTC'")
-    cursor = conn.cursor()
-    # A writer thread sends while Arrow (GIL released) formats the next chunk.
-    with cursor.copy(statement, writer=QueuedLibpqWriter(cursor)) as copy:
-        for batch in data.to_batches(max_chunksize=COPY_CHUNK_ROWS):
-            buffer = io.BytesIO()
-            pa_csv.write_csv(batch, buffer, options)
-            copy.write(buffer.getbuffer())
-
-
-def _without_time_zones(data: pa.Table) -> pa.Table:
-    """Zone-aware timestamps as their UTC wall time: Arrow's CSV writer formats
-    zone-aware values about 30 times slower (tz lookup per value)."""
-    fields = [
-        pa.field(field.name, pa.timestamp(field.type.unit), field.nullable)
-        if pa.types.is_timestamp(field.type) and field.type.tz is not None
-        else field
-        for field in data.schema
-    ]
-    return data.cast(pa.schema(fields))
 
 
 def insert_rejected(conn: psycopg.Connection, rejected: pa.Table) -> int:
@@ -360,64 +320,6 @@ def booking_counts(conn: psycopg.Connection) -> dict[str, int]:
     return {hotel_id: count for hotel_id, count in rows}
 
 
-def copy_query_to_arrow(
-    conn: psycopg.Connection, query: sql.Composable, params: list[object], schema: pa.Schema
-) -> pa.Table:
-    """Run ``query`` through ``COPY ... TO STDOUT (FORMAT csv)`` and parse it with Arrow into ``schema``.
-
-    Arrow parses the stream as it arrives (in its own threads, without the GIL),
-    so the whole CSV text is never held in memory and parsing overlaps the transfer.
-    """
-    statement = sql.SQL("COPY ({}) TO STDOUT (FORMAT csv)").format(query)
-    with conn.cursor().copy(statement, params) as copy:
-        stream = _CopyStream(iter(copy))
-        if stream.at_end():
-            return schema.empty_table()  # Arrow refuses an empty CSV
-        reader = pa_csv.open_csv(
-            io.BufferedReader(stream, buffer_size=CSV_BLOCK_BYTES),
-            read_options=pa_csv.ReadOptions(column_names=schema.names, block_size=CSV_BLOCK_BYTES),
-            convert_options=pa_csv.ConvertOptions(
-                column_types=schema,
-                strings_can_be_null=True,
-                quoted_strings_can_be_null=False,  # "" is an empty string, bare empty is NULL
-            ),
-        )
-        table = reader.read_all()
-    return table.cast(schema)
-
-
-class _CopyStream(io.RawIOBase):
-    """The rows of a ``COPY ... TO STDOUT`` as a readable byte stream."""
-
-    def __init__(self, rows: Iterator[bytes | memoryview]) -> None:
-        self._rows = rows
-        self._pending = memoryview(b"")
-
-    def readable(self) -> bool:
-        return True
-
-    def at_end(self) -> bool:
-        return not self._fill()
-
-    def readinto(self, target: bytearray | memoryview) -> int:  # type: ignore[override]
-        output = memoryview(target).cast("B")
-        written = 0
-        while written < len(output) and self._fill():
-            size = min(len(output) - written, len(self._pending))
-            output[written : written + size] = self._pending[:size]
-            self._pending = self._pending[size:]
-            written += size
-        return written
-
-    def _fill(self) -> bool:
-        while not self._pending:
-            row = next(self._rows, None)
-            if row is None:
-                return False
-            self._pending = memoryview(row).cast("B")
-        return True
-
-
 _STORED_SCHEMA = pa.schema(
     [
         ("ordinal", pa.int64()),
@@ -460,8 +362,8 @@ def _update_sql() -> sql.Composed:
         """
         UPDATE bookings AS b SET {assignments}
         FROM {staging} AS s
-        WHERE b.ctid = s.stored_row AND s.source_updated_at > b.source_updated_at
-          AND b.ctid = ANY(ARRAY(SELECT stored_row FROM {staging}))
+        WHERE b.ctid = s.stored_row::tid AND s.source_updated_at > b.source_updated_at
+          AND b.ctid = ANY(ARRAY(SELECT stored_row::tid FROM {staging}))
         """
     ).format(staging=sql.Identifier(STAGING_TABLE), assignments=sql.SQL(", ").join(assignments))
 
