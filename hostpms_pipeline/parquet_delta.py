@@ -25,21 +25,14 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as ds
-import pyarrow.parquet as pq
 
 from hostpms_pipeline import booking_store, parquet_store
-from hostpms_pipeline.booking_schema import (
-    BOOKING_SCHEMA,
-    DayPartition,
-    day_partition,
-    partition_dates,
-)
+from hostpms_pipeline.booking_schema import BOOKING_SCHEMA, DayPartition, day_partition
 
-_DAY = "__day"
 # Deltas handed from a run's PostgreSQL step to its Parquet step in the same process.
 _HANDED_OVER: dict[str, ParquetDelta] = {}
-_ROW_GROUP_ROWS = 16_384  # small row groups: reading a few days skips the others by statistics
+# Where each day's rows lie in a spill file: (first row, row count).
+DayRanges = dict[DayPartition, tuple[int, int]]
 
 
 class ParquetDelta:
@@ -48,12 +41,11 @@ class ParquetDelta:
     def __init__(self) -> None:
         self.token = uuid.uuid4().hex  # names this run in the Parquet outbox
         self._folder = tempfile.TemporaryDirectory(prefix="hostpms-delta-")
-        self._files: list[str] = []
         self._rows_per_day: dict[DayPartition, int] = {}
         self._moved_from: set[DayPartition] = set()
         # Spilling runs beside the next chunk's load; the export waits for it.
         self._spiller = ThreadPoolExecutor(1, thread_name_prefix="parquet-delta")
-        self._spills: list[Future[None]] = []
+        self._spills: list[Future[tuple[str, DayRanges]]] = []
 
     def __enter__(self) -> ParquetDelta:
         return self
@@ -73,9 +65,8 @@ class ParquetDelta:
         if not stats.written.num_rows:
             return
         days = parquet_store.partition_of(stats.written)
-        path = f"{self._folder.name}/{len(self._files)}.parquet"
-        self._spills.append(self._spiller.submit(_spill, stats.written.append_column(_DAY, days), path))
-        self._files.append(path)
+        path = f"{self._folder.name}/{len(self._spills)}.arrow"
+        self._spills.append(self._spiller.submit(_spill, stats.written, days, path))
         for item in pc.value_counts(days):
             key = day_partition(item["values"].as_py())
             self._rows_per_day[key] = self._rows_per_day.get(key, 0) + item["counts"].as_py()
@@ -93,16 +84,14 @@ class ParquetDelta:
 
     def rows_for(self, days: Collection[DayPartition]) -> pa.Table:
         """The kept rows of these days (a booking written twice appears twice)."""
-        if not self._files:
-            return BOOKING_SCHEMA.empty_table()
+        slices = []
         for spill in self._spills:
-            spill.result()  # raises what a spill raised
-        dates = pa.array(partition_dates(days), pa.date32())
-        selected = ds.field(_DAY).isin(dates)
-        if None in days:
-            selected = selected | ds.field(_DAY).is_null()
-        table = ds.dataset(self._files, format="parquet").to_table(filter=selected)
-        return table.drop_columns([_DAY])
+            path, ranges = spill.result()  # raises what the spill raised
+            if wanted := [ranges[day] for day in days if day in ranges]:
+                # Memory-mapped: only the pages of the wanted days are read.
+                rows = pa.ipc.open_file(pa.memory_map(path)).read_all()
+                slices += [rows.slice(first, count) for first, count in wanted]
+        return pa.concat_tables(slices) if slices else BOOKING_SCHEMA.empty_table()
 
 
 def hand_over(key: str) -> ParquetDelta:
@@ -120,8 +109,15 @@ def take_over(key: str) -> ParquetDelta | None:
     return _HANDED_OVER.pop(key, None)
 
 
-def _spill(rows: pa.Table, path: str) -> None:
-    """Rows sorted by day in small row groups, uncompressed: written and read once, locally."""
-    pq.write_table(
-        rows.sort_by(_DAY), path, compression="none", use_dictionary=False, row_group_size=_ROW_GROUP_ROWS
-    )
+def _spill(rows: pa.Table, days: pa.Array, path: str) -> tuple[str, DayRanges]:
+    """Rows sorted by day into an uncompressed Arrow IPC file (written and read once, locally)."""
+    order = pc.sort_indices(days)
+    runs = pc.run_end_encode(days.take(order))
+    with pa.ipc.new_file(path, rows.schema) as writer:
+        writer.write_table(rows.take(order))
+    ranges: DayRanges = {}
+    first = 0
+    for end, day in zip(runs.run_ends.to_pylist(), runs.values.to_pylist(), strict=True):
+        ranges[day_partition(day)] = (first, end - first)
+        first = end
+    return path, ranges

@@ -134,14 +134,15 @@ def merge_partitions(
     if stray := touched_partitions(written) - set(partitions):
         raise ValueError(f"{len(stray)} partition(s) of the given rows are not in the list to merge")
     filesystem, root = filesystem_for(processed_url)
-    groups = _split_by_partition(written, row_order=())  # each merged file is sorted below
+    # File order, and a booking written twice by the run comes newest first.
+    groups = _split_by_partition(written, row_order=[*_ROW_ORDER, ("source_updated_at", "descending")])
 
     def merge(key: DayPartition) -> int:
         folder = f"{root}/{DATASET_NAME}/{partition_path(key)}"
         incoming = groups.get(key)
         if incoming is None:
             return 0
-        merged = _merged(_read_file(filesystem, f"{folder}/{FILE_NAME}"), _latest_per_id(incoming))
+        merged = _merged(_read_file(filesystem, f"{folder}/{FILE_NAME}"), _newest_per_id(incoming))
         return _replace_partition(filesystem, folder, merged)
 
     with ThreadPoolExecutor(max_workers=_WRITE_THREADS) as pool:
@@ -170,26 +171,29 @@ def _read_file(filesystem: FileSystem, path: str) -> pa.Table | None:
     return pq.read_table(path, filesystem=filesystem, schema=FILE_SCHEMA)
 
 
-def _latest_per_id(rows: pa.Table) -> pa.Table:
-    """One row per id, the newest ``source_updated_at`` (a run can write a booking twice)."""
-    if pc.count_distinct(rows["id"]).as_py() == rows.num_rows:
+def _newest_per_id(rows: pa.Table) -> pa.Table:
+    """One row per id, the first of each id's rows: ``rows`` are in file order, where
+    the rows of a booking (same hotel and reservation, so same id) are adjacent,
+    newest first (a run can write a booking twice)."""
+    if rows.num_rows < 2:
         return rows
-    order = pc.sort_indices(rows, [("id", "ascending"), ("source_updated_at", "descending")])
-    ids = rows["id"].take(order)
-    first = np.ones(rows.num_rows, dtype=bool)
-    first[1:] = pc.not_equal(ids[1:], ids[:-1]).to_numpy(zero_copy_only=False)
-    return rows.take(order.filter(pa.array(first)))
+    ids = rows["id"]
+    repeats = pc.equal(ids[1:], ids[:-1])
+    if not pc.any(repeats).as_py():
+        return rows
+    return rows.filter(pa.concat_arrays([pa.array([True]), pc.invert(repeats).combine_chunks()]))
 
 
 def _merged(existing: pa.Table | None, incoming: pa.Table) -> pa.Table:
-    """``existing`` (in file order) with ``incoming`` in place of the rows sharing an id,
-    unless those are newer; in file order (the order of a rewrite from PostgreSQL).
+    """``existing`` (in file order) with ``incoming`` (in file order too) in place of the
+    rows sharing an id, unless those are newer; in file order (the order of a rewrite
+    from PostgreSQL).
 
     When every incoming row replaces one in place, the order is kept without a sort
     (the usual update: a tenth of the rows of every day).
     """
     if existing is None:
-        return incoming.sort_by(_ROW_ORDER)
+        return incoming
     position = pc.fill_null(pc.index_in(existing["id"], value_set=incoming["id"]), -1).to_numpy()
     matched = position >= 0
     existing_wins = np.zeros(existing.num_rows, dtype=bool)

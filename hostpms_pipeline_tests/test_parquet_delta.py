@@ -124,6 +124,8 @@ def test_merged_files_equal_files_rebuilt_from_postgres(pg_conn: psycopg.Connect
     runs = [
         [newer(3, status="cancelled"), booking(11, booked_at=MARCH_1)],  # a new booking: sorted in
         [newer(3, status="no_show", source_updated_at=later)],  # in place, before RSV-8 of its day
+        # A day with no file yet, its bookings given out of file order.
+        [booking(n, booked_at=MARCH_1 + timedelta(days=30)) for n in (15, 12, 14)],
     ]
     for rows in runs:
         with ParquetDelta() as delta:
