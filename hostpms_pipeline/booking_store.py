@@ -59,11 +59,8 @@ from hostpms_pipeline.pg_copy import copy_arrow, copy_query_to_arrow
 
 STAGING_TABLE = "booking_staging"
 KEYS_STAGING_TABLE = "booking_key_staging"
-# Collated as in `bookings`, so the join compares bytes.
-_KEYS_STAGING_COLUMNS = (
-    'source text COLLATE "C", external_id text COLLATE "C", hotel_id text COLLATE "C",'
-    " ordinal bigint"
-)
+# A booking's id stands for its natural key (uuid5 of it): the probe uses the primary key.
+_KEYS_STAGING_COLUMNS = "id uuid, ordinal bigint"
 # Columns the store decides; the incoming values are ignored.
 STORE_OWNED = ("synced_at", "version")
 # Updated from the incoming record whenever it is newer (same state or not).
@@ -99,6 +96,9 @@ class UpsertStats:
 def upsert_bookings(conn: psycopg.Connection, bookings: pa.Table, *, keep_written: bool = False) -> UpsertStats:
     """Merge bookings (BOOKING_SCHEMA, one row per BOOKING_KEY) into ``bookings``.
 
+    Each row's ``id`` must be its key's (``transform.booking_id``): stored rows are
+    found by id.
+
     The batch's keys go to PostgreSQL first (a narrow COPY) to find which are
     stored and how new the stored rows are; new keys are then COPYed straight
     into ``bookings`` (far cheaper than INSERT ... SELECT), and only the records
@@ -108,13 +108,13 @@ def upsert_bookings(conn: psycopg.Connection, bookings: pa.Table, *, keep_writte
     export can use them without reading them back.
     """
     bookings = bookings.select(BOOKING_SCHEMA.names).cast(BOOKING_SCHEMA)
-    if bookings.group_by(list(BOOKING_KEY)).aggregate([]).num_rows != bookings.num_rows:
+    # The id stands for the natural key (uuid5 of it), and is cheaper to count.
+    if pc.count_distinct(bookings["id"]).as_py() != bookings.num_rows:
         raise ValueError("a booking key appears more than once in the batch: deduplicate it first")
     with conn.transaction():
         _create_staging(conn, KEYS_STAGING_TABLE, _KEYS_STAGING_COLUMNS)
         ordinals = pa.arange(0, bookings.num_rows)
-        keys = bookings.select(list(BOOKING_KEY)).append_column("ordinal", ordinals)
-        copy_arrow(conn, KEYS_STAGING_TABLE, keys)
+        copy_arrow(conn, KEYS_STAGING_TABLE, pa.table({"id": bookings["id"], "ordinal": ordinals}))
         lock_properties(conn, pc.unique(bookings["hotel_id"]).to_pylist())
         # Read after the locks: no other writer changes these properties' rows until commit.
         merge = _MergePlan(bookings, _stored_rows(conn))
@@ -136,9 +136,12 @@ class _MergePlan:
     """What each record of a batch does to the stored rows, from the stored rows of its keys."""
 
     def __init__(self, bookings: pa.Table, stored: pa.Table) -> None:
-        is_new = np.ones(bookings.num_rows, dtype=bool)
-        is_new[stored["ordinal"].to_numpy()] = False
-        self.inserted_rows = bookings.filter(pa.array(is_new))
+        if stored.num_rows:
+            is_new = np.ones(bookings.num_rows, dtype=bool)
+            is_new[stored["ordinal"].to_numpy()] = False
+            self.inserted_rows = bookings.filter(pa.array(is_new))
+        else:  # all new (a first load): no copy
+            self.inserted_rows = bookings
         incoming = bookings.take(stored["ordinal"])
         newer = pc.greater(incoming["source_updated_at"], stored["stored_updated_at"])
         same_state = pc.equal(incoming["state_hash"], stored["stored_hash"])
@@ -176,7 +179,7 @@ def _count(mask: pa.ChunkedArray | pa.Array) -> int:
 
 
 def _stored_rows(conn: psycopg.Connection) -> pa.Table:
-    """The stored row of each staged key, probed through the natural-key index.
+    """The stored row of each staged key, probed through the primary key.
 
     Without statistics on the fresh staging table the planner hashes the keys
     and scans all of ``bookings``, a cost that grows with the table (0.8 s for
@@ -338,11 +341,8 @@ def _stored_sql() -> sql.Composed:
     return sql.SQL(
         "SELECT k.ordinal, b.ctid::text, b.source_updated_at, b.state_hash, b.booked_at,"
         " b.version, b.synced_at, b.event_received_at"
-        " FROM {keys} AS k JOIN bookings AS b USING ({key})"
-    ).format(
-        keys=sql.Identifier(KEYS_STAGING_TABLE),
-        key=sql.SQL(", ").join(map(sql.Identifier, BOOKING_KEY)),
-    )
+        " FROM {keys} AS k JOIN bookings AS b USING (id)"
+    ).format(keys=sql.Identifier(KEYS_STAGING_TABLE))
 
 
 def _update_sql() -> sql.Composed:

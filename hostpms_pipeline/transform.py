@@ -300,6 +300,12 @@ class RejectRule:
 # In order: a record failing several rules is rejected for the first.
 REJECT_RULES: tuple[RejectRule, ...] = (
     RejectRule("missing_reservation_id", "reservation_id is missing or blank", lambda t: _blank(t["reservation_id"])),
+    # A booking's id hashes "hostpms|hotel|reservation": a "|" in the hotel would make it ambiguous.
+    RejectRule(
+        "invalid_property_id",
+        "property_id contains '|'",
+        lambda t: pc.match_substring(_hotel_ids(t), "|"),
+    ),
     RejectRule("missing_updated_at", "updated_at is missing", _missing("updated_at")),
     RejectRule("invalid_date", "updated_at is not an RFC 3339 timestamp", _unparsed("updated_at", "source_updated_at")),
     RejectRule("missing_dates", "dates.check_in is missing", _missing("dates.check_in")),
@@ -401,9 +407,14 @@ def _days(dates: pa.Array) -> pa.Array:
     return dates.cast(pa.int32())
 
 
+def _hotel_ids(records: pa.Table) -> pa.ChunkedArray:
+    """The record's own property, else its page's."""
+    return pc.coalesce(records["property_id"], records["page_property_id"])
+
+
 def _booking_columns(accepted: pa.Table, tables: MappingTables, synced_at: datetime) -> dict[str, pa.Array]:
     rows = accepted.num_rows
-    hotel_id = pc.coalesce(accepted["property_id"], accepted["page_property_id"])
+    hotel_id = _hotel_ids(accepted)
     booked_on = utc_dates(accepted["booked_at"])
     columns: dict[str, Any] = {
         "external_id": accepted["reservation_id"],

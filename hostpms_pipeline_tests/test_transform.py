@@ -162,6 +162,7 @@ def test_tax_that_is_not_a_number_is_left_empty():
 REJECTS = [
     ("missing_reservation_id", reservation(reservation_id=None)),
     ("missing_reservation_id", reservation(reservation_id="  ")),
+    ("invalid_property_id", reservation(property_id="PT-LIS-001|RSV")),
     ("missing_updated_at", reservation(updated_at=None)),
     ("invalid_date", reservation(updated_at="yesterday")),
     ("missing_dates", reservation(dates__check_in=None)),
