@@ -346,7 +346,6 @@ def _first_failed_rule(working: pa.Table) -> pa.Array:
 
 # --- Digests ---------------------------------------------------------------------------
 
-_HEX_PAIRS = np.frombuffer(b"".join(f"{i:02x}".encode() for i in range(256)), np.uint8).reshape(256, 2)
 _UUID_DASHES = (8, 13, 18, 23)
 
 
@@ -362,11 +361,14 @@ def _messages(texts: pa.Array) -> list[bytes]:
 def _hex_strings(octets: np.ndarray, dashes: tuple[int, ...] = ()) -> pa.Array:
     """Each row of ``octets`` as lowercase hex, with ``-`` at the given text positions."""
     rows = len(octets)
-    width = octets.shape[1] * 2 + len(dashes)
-    text = np.full((rows, width), ord("-"), np.uint8)
-    text[:, [i for i in range(width) if i not in dashes]] = _HEX_PAIRS[octets].reshape(rows, width - len(dashes))
+    digits = np.frombuffer(octets.tobytes().hex().encode(), np.uint8).reshape(rows, octets.shape[1] * 2)
+    width = digits.shape[1] + len(dashes)
+    if dashes:
+        text = np.full((rows, width), ord("-"), np.uint8)
+        text[:, [i for i in range(width) if i not in dashes]] = digits
+        digits = text
     offsets = np.arange(0, (rows + 1) * width, width, dtype=np.int32)
-    return pa.Array.from_buffers(pa.string(), rows, [None, pa.py_buffer(offsets), pa.py_buffer(text)])
+    return pa.Array.from_buffers(pa.string(), rows, [None, pa.py_buffer(offsets), pa.py_buffer(digits)])
 
 
 def booking_id(hotel_id: str, external_id: str) -> str:
@@ -518,10 +520,11 @@ def deduplicate(bookings: pa.Table) -> pa.Table:
     """One row per (source, external_id, hotel_id): the latest ``source_updated_at`` wins."""
     if bookings.num_rows < 2:
         return bookings
-    ordered = bookings.sort_by(_NEWEST_FIRST)
-    key_changed = [pc.not_equal(ordered[name][1:], ordered[name][:-1]) for name in BOOKING_KEY]
+    order = pc.sort_indices(bookings, _NEWEST_FIRST)
+    keys = bookings.select(list(BOOKING_KEY)).take(order)
+    key_changed = [pc.not_equal(keys[name][1:], keys[name][:-1]) for name in BOOKING_KEY]
     starts_key = pa.concat_arrays([pa.array([True]), _any(key_changed)])
-    return ordered.filter(starts_key)
+    return bookings.take(order.filter(starts_key))  # the rows kept, gathered once
 
 
 def _any(conditions: list[pa.ChunkedArray]) -> pa.Array:
