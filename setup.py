@@ -38,6 +38,7 @@ setup(
             "pytest-timeout>=2.3",
             "moto[server]>=5.0",
             "ruff>=0.6",
+            "psutil>=5.9",  # benchmarks: server CPU
         ]
     },
     entry_points={"console_scripts": ["hostpms=hostpms_pipeline.cli:main"]},

@@ -1,8 +1,9 @@
 """The rows one run wrote to PostgreSQL, kept so its Parquet export need not read them back.
 
 Rewriting a day partition from PostgreSQL costs a scan and a full transfer of its
-rows; a run that keeps what each upsert stored (spilled to local Parquet, so memory
-stays bounded) can instead merge those rows into the day files. That is exact only
+rows; a run that keeps what each upsert stored (spilled to local Arrow IPC files
+sorted by day, so memory stays bounded: the export maps them and takes its days
+as zero-copy slices) can instead merge those rows into the day files. That is exact only
 when nobody else changed those days in between, so the export merges a day only if
 
 - this run alone queued it: the outbox names the writer, and every write queues
