@@ -209,12 +209,23 @@ def read_landed(files: Iterable[tuple[str, bytes]]) -> pa.Table:
     if not files:
         return _records_of("", pa.Table.from_pylist([{"data": []}], schema=_TEXT_PAGE))
     try:
-        return _read_pages_at_once(files)
+        return _without_nul(_read_pages_at_once(files))
     except pa.ArrowInvalid:
         pass
     with ThreadPoolExecutor(max_workers=os.cpu_count()) as pool:  # pyarrow parses without the GIL
         tables = list(pool.map(_read_page, files))
-    return pa.concat_tables(tables).combine_chunks()  # one chunk: kernels and sorts slow down per chunk
+    # One chunk: kernels and sorts slow down per chunk.
+    return _without_nul(pa.concat_tables(tables).combine_chunks())
+
+
+def _without_nul(records: pa.Table) -> pa.Table:
+    """Text with U+0000 (JSON allows ``\\u0000``) gets U+FFFD in its place: PostgreSQL text
+    cannot hold it, and one such value would otherwise fail its whole batch every run."""
+    for index, name in enumerate(records.column_names):
+        values = records[name]
+        if pa.types.is_string(values.type) and pc.any(pc.match_substring(values, "\x00")).as_py():
+            records = records.set_column(index, name, pc.replace_substring(values, "\x00", "\ufffd"))
+    return records
 
 
 # --- Parsing text columns --------------------------------------------------------------

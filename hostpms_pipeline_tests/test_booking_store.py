@@ -472,6 +472,23 @@ def test_pending_files_in_chunks_end_as_one_batch(
     assert versions == {"RSV-1": 3, "RSV-2": 1, "RSV-3": 1}  # one version per chunk that changed it
 
 
+def test_a_nul_character_from_hostpms_does_not_block_its_batch(
+    pg_conn: psycopg.Connection, tmp_path: Path
+) -> None:
+    # JSON may carry \u0000, which PostgreSQL text cannot hold.
+    record = reservation(reservation_id="RSV-\u0000-1", guest__name="Ana\u0000Silva")
+    store = LocalObjectStore(tmp_path / "raw")
+    location = store.put("hostpms/PT-LIS-001/polling/nul.json", page([record, reservation()]))
+    checkpoints.record_landed_file(pg_conn, location, "PT-LIS-001", "polling", "reservations", 2, T0)
+    pg_conn.commit()
+
+    pipeline.process_pending(store, pg_conn, str(tmp_path / "processed"), load_mapping_tables())
+
+    names = {row["external_id"]: row["guest_name"] for row in fetch_bookings(pg_conn).to_pylist()}
+    assert names == {"RSV-\ufffd-1": "Ana\ufffdSilva", TR2_BOOKING["external_id"]: TR2_BOOKING["guest_name"]}
+    assert checkpoints.pending_files(pg_conn) == []
+
+
 def test_a_failing_chunk_keeps_what_earlier_chunks_committed(
     pg_url: str, pg_schema: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
