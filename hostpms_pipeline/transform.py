@@ -239,11 +239,15 @@ def _parse_text(
     The regex settles nearly all cases in bulk; the rare text of the right shape
     but an impossible value (``2024-02-30``) sends its column through ``parse_one``.
     """
-    wellformed = pc.if_else(pc.match_substring_regex(texts, pattern), texts, None)
+    wellformed = _wellformed(texts, pattern)
     try:
         return pc.cast(wellformed, target)
     except pa.ArrowInvalid:
         return pa.array([_or_none(parse_one, text) for text in wellformed.to_pylist()], target)
+
+
+def _wellformed(texts: pa.Array | pa.ChunkedArray, pattern: str) -> pa.Array | pa.ChunkedArray:
+    return pc.if_else(pc.match_substring_regex(texts, pattern), texts, None)
 
 
 def _or_none(parse_one: Callable[[str], Any], text: str | None) -> Any:
@@ -273,6 +277,10 @@ def _round_to_cents(text: str) -> Decimal | None:
 
 def parse_money(texts: pa.Array | pa.ChunkedArray) -> pa.Array:
     """Decimal text → numeric(12,2), rounded half away from zero; null if not a number or out of range."""
+    try:  # Arrow refuses a cast that would lose a digit or overflow: then round below
+        return pc.cast(_wellformed(texts, _DECIMAL_TEXT), MONEY)
+    except pa.ArrowInvalid:
+        pass
     exact = _parse_text(texts, _DECIMAL_TEXT, _EXACT, Decimal)
     rounded = pc.round(exact, ndigits=MONEY.scale, round_mode="half_towards_infinity")
     in_range = pc.less(pc.abs(rounded), pa.scalar(_MONEY_LIMIT, _EXACT))
