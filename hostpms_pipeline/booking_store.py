@@ -58,6 +58,8 @@ from hostpms_pipeline.database import advisory_key
 from hostpms_pipeline.pg_copy import copy_arrow, copy_query_to_arrow
 
 STAGING_TABLE = "booking_staging"
+PRIMARY_KEY = "bookings_pkey"
+ALL_NEW_SAMPLE_SIZE = 1_000  # ids probed to guess that a batch is all new
 KEYS_STAGING_TABLE = "booking_key_staging"
 # A booking's id stands for its natural key (uuid5 of it): the probe uses the primary key.
 _KEYS_STAGING_COLUMNS = "id uuid, ordinal bigint"
@@ -102,34 +104,61 @@ def upsert_bookings(conn: psycopg.Connection, bookings: pa.Table, *, keep_writte
     The batch's keys go to PostgreSQL first (a narrow COPY) to find which are
     stored and how new the stored rows are; new keys are then COPYed straight
     into ``bookings`` (far cheaper than INSERT ... SELECT), and only the records
-    newer than their stored row are staged in full to UPDATE it. A key repeated
-    within the batch is refused (ValueError) before anything is written.
-    With ``keep_written`` the result carries the rows as stored, so the Parquet
-    export can use them without reading them back.
+    newer than their stored row are staged in full to UPDATE it. When a sample
+    of the batch's ids finds none stored (a first load), the whole batch is
+    COPYed in at once instead, and only if that meets a stored id after all is
+    it undone and merged as above. A key repeated within the batch is refused
+    (ValueError) before anything is written. With ``keep_written`` the result
+    carries the rows as stored, so the Parquet export can use them without
+    reading them back.
     """
     bookings = bookings.select(BOOKING_SCHEMA.names).cast(BOOKING_SCHEMA)
     # The id stands for the natural key (uuid5 of it), and is cheaper to count.
     if pc.count_distinct(bookings["id"]).as_py() != bookings.num_rows:
         raise ValueError("a booking key appears more than once in the batch: deduplicate it first")
     with conn.transaction():
-        _create_staging(conn, KEYS_STAGING_TABLE, _KEYS_STAGING_COLUMNS)
-        ordinals = pa.arange(0, bookings.num_rows)
-        copy_arrow(conn, KEYS_STAGING_TABLE, pa.table({"id": bookings["id"], "ordinal": ordinals}))
         lock_properties(conn, pc.unique(bookings["hotel_id"]).to_pylist())
         # Read after the locks: no other writer changes these properties' rows until commit.
-        merge = _MergePlan(bookings, _stored_rows(conn))
-        written_at = conn.execute("SELECT now()").fetchone()
-        assert written_at is not None
-        inserted = _as_stored(merge.inserted_rows, written_at[0])
-        copy_arrow(conn, "bookings", inserted)
-        if merge.newer_rows.num_rows:
-            _update_stored(conn, merge.newer_rows, merge.newer_stored["stored_row"])
-        conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(KEYS_STAGING_TABLE)))
+        written_at = conn.execute("SELECT now()").fetchone()[0]  # type: ignore[index]
+        merge = _insert_if_all_new(conn, bookings, written_at) or _merge(conn, bookings, written_at)
     written = None
     if keep_written:
-        replaced = _as_updated(merge.newer_rows, merge.newer_stored, written_at[0])
-        written = pa.concat_tables([inserted.cast(BOOKING_SCHEMA), replaced])
+        replaced = _as_updated(merge.newer_rows, merge.newer_stored, written_at)
+        written = pa.concat_tables([_as_stored(merge.inserted_rows, written_at).cast(BOOKING_SCHEMA), replaced])
     return replace(merge.stats(), written=written)
+
+
+def _insert_if_all_new(conn: psycopg.Connection, bookings: pa.Table, written_at: datetime) -> _MergePlan | None:
+    """COPY the whole batch in if a sample of its ids finds none stored; None (nothing
+    written) if the sample finds one, or the COPY meets a stored id after all.
+
+    On a first load this skips the key probe, a quarter of the server's work.
+    """
+    step = max(1, bookings.num_rows // ALL_NEW_SAMPLE_SIZE)
+    sample = bookings["id"][::step].to_pylist()
+    if conn.execute(_ANY_STORED_SQL, (sample,)).fetchone() != (False,):
+        return None
+    try:
+        with conn.transaction():  # a savepoint: a conflict undoes only this COPY
+            copy_arrow(conn, "bookings", _as_stored(bookings, written_at))
+    except psycopg.errors.UniqueViolation as error:
+        if error.diag.constraint_name != PRIMARY_KEY:
+            raise
+        return None
+    return _MergePlan(bookings, _STORED_SCHEMA.empty_table())
+
+
+def _merge(conn: psycopg.Connection, bookings: pa.Table, written_at: datetime) -> _MergePlan:
+    """Insert the new keys and update the stored rows that are older, from the stored rows."""
+    _create_staging(conn, KEYS_STAGING_TABLE, _KEYS_STAGING_COLUMNS)
+    ordinals = pa.arange(0, bookings.num_rows)
+    copy_arrow(conn, KEYS_STAGING_TABLE, pa.table({"id": bookings["id"], "ordinal": ordinals}))
+    merge = _MergePlan(bookings, _stored_rows(conn))
+    copy_arrow(conn, "bookings", _as_stored(merge.inserted_rows, written_at))
+    if merge.newer_rows.num_rows:
+        _update_stored(conn, merge.newer_rows, merge.newer_stored["stored_row"])
+    conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(KEYS_STAGING_TABLE)))
+    return merge
 
 
 class _MergePlan:
@@ -369,4 +398,5 @@ def _update_sql() -> sql.Composed:
 
 
 _STORED_SQL = _stored_sql()
+_ANY_STORED_SQL = "SELECT EXISTS (SELECT FROM bookings WHERE id = ANY(%s::uuid[]))"
 _UPDATE_SQL = _update_sql()

@@ -14,7 +14,7 @@ import psycopg
 import pyarrow as pa
 import pytest
 
-from hostpms_pipeline import checkpoints, database, parquet_store, pipeline
+from hostpms_pipeline import booking_store, checkpoints, database, parquet_store, pipeline
 from hostpms_pipeline.booking_schema import BOOKING_SCHEMA, REJECTED_SCHEMA, SOURCE
 from hostpms_pipeline.booking_store import (
     UpsertStats,
@@ -245,6 +245,29 @@ def test_failing_batch_writes_nothing(pg_conn: psycopg.Connection) -> None:
         upsert_bookings(pg_conn, broken)
 
     assert fetch_bookings(pg_conn).equals(before)
+
+
+def test_a_stored_booking_the_all_new_sample_missed_is_still_merged(
+    pg_conn: psycopg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    upsert_bookings(pg_conn, table(booking(1)))
+    monkeypatch.setattr(booking_store, "ALL_NEW_SAMPLE_SIZE", 1)  # samples only the first row
+    changed = booking(1, status="cancelled", state_hash="state-2", source_updated_at=T0 + timedelta(hours=1))
+
+    result = upsert_bookings(pg_conn, table(booking(2), changed, booking(3)), keep_written=True)
+
+    assert counts(result) == stats(inserted=2, updated=1)
+    rows = stored(pg_conn)
+    assert sorted(rows) == ["RSV-1", "RSV-2", "RSV-3"]
+    assert (rows["RSV-1"]["status"], rows["RSV-1"]["version"]) == ("cancelled", 2)
+    assert result.written is not None and result.written.sort_by("id").equals(fetch_bookings(pg_conn).sort_by("id"))
+
+
+def test_a_first_load_that_fails_writes_nothing(pg_conn: psycopg.Connection) -> None:
+    with pytest.raises(psycopg.errors.CharacterNotInRepertoire):
+        upsert_bookings(pg_conn, table(booking(1), booking(2, guest_name="Ana\x00")))
+
+    assert stored(pg_conn) == {}
 
 
 def test_a_key_repeated_in_the_batch_is_refused(pg_conn: psycopg.Connection) -> None:
