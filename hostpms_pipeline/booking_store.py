@@ -27,9 +27,11 @@ no writer changes a locked property's rows until the holder commits, so the
 rows read can then be inserted without ON CONFLICT and updated by row address).
 
 Speed (benchmarks/bench_pipeline.py): new keys are COPYed straight into
-``bookings``; only records newer than a stored row are staged in full. The
-table has fillfactor 90, so such an update usually stays on its page (HOT)
-and writes no index entries.
+``bookings`` (a batch that looks all new, without probing its keys first);
+only records newer than a stored row are staged in full. The table has
+fillfactor 90, so such an update usually stays on its page (HOT) and writes
+no index entries. Batches come sorted by id (``transform.deduplicate``), so the
+primary key is filled page by page.
 """
 
 from __future__ import annotations
