@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from datetime import date
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 SOURCE = "hostpms"
 UNKNOWN = "unknown"
@@ -37,6 +38,25 @@ def utc_dates(moments: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray
     """The UTC date of each zone-aware timestamp (a booking's partition, for booked_at)."""
     # Dropping the zone keeps the UTC wall time and avoids a per-value zone lookup.
     return moments.cast(pa.timestamp("us")).cast(pa.date32())
+
+
+def day_runs(sorted_days: pa.Array | pa.ChunkedArray) -> list[tuple[DayPartition, int, int]]:
+    """``(partition, first row, row count)`` of each run of equal days in ``sorted_days``."""
+    runs = pc.run_end_encode(sorted_days)
+    ends = runs.run_ends.to_pylist()
+    firsts = [0, *ends][: len(ends)]
+    days = runs.values.to_pylist()
+    return [(day_partition(day), first, end - first) for day, first, end in zip(days, firsts, ends, strict=True)]
+
+
+def first_of_each_id(ids: pa.Array | pa.ChunkedArray) -> pa.BooleanArray:
+    """Per row, whether its id differs from the previous row's: with equal ids adjacent,
+    the first row of each id."""
+    if len(ids) == 0:
+        return pa.array([], pa.bool_())
+    changed = pc.not_equal(ids[1:], ids[:-1])
+    changed = changed.combine_chunks() if isinstance(changed, pa.ChunkedArray) else changed
+    return pa.concat_arrays([pa.array([True]), changed])
 
 # Natural key of a booking (PRD: deduplicate on source + external_id + hotel_id).
 BOOKING_KEY = ("source", "external_id", "hotel_id")

@@ -128,7 +128,7 @@ def upsert_bookings(conn: psycopg.Connection, bookings: pa.Table, *, keep_writte
     written = None
     if keep_written:
         replaced = _as_updated(merge.newer_rows, merge.newer_stored, written_at)
-        written = pa.concat_tables([_as_stored(merge.inserted_rows, written_at).cast(BOOKING_SCHEMA), replaced])
+        written = pa.concat_tables([merge.inserted_rows.cast(BOOKING_SCHEMA), replaced])
     return replace(merge.stats(), written=written)
 
 
@@ -142,14 +142,15 @@ def _insert_if_all_new(conn: psycopg.Connection, bookings: pa.Table, written_at:
     sample = bookings["id"][::step].to_pylist()
     if conn.execute(_ANY_STORED_SQL, (sample,)).fetchone() != (False,):
         return None
+    merge = _MergePlan(bookings, _STORED_SCHEMA.empty_table(), written_at)
     try:
         with conn.transaction():  # a savepoint: a conflict undoes only this COPY
-            copy_arrow(conn, "bookings", _as_stored(bookings, written_at))
+            copy_arrow(conn, "bookings", merge.inserted_rows)
     except psycopg.errors.UniqueViolation as error:
         if error.diag.constraint_name != PRIMARY_KEY:
             raise
         return None
-    return _MergePlan(bookings, _STORED_SCHEMA.empty_table())
+    return merge
 
 
 def _merge(conn: psycopg.Connection, bookings: pa.Table, written_at: datetime) -> _MergePlan:
@@ -157,8 +158,8 @@ def _merge(conn: psycopg.Connection, bookings: pa.Table, written_at: datetime) -
     _create_staging(conn, KEYS_STAGING_TABLE, _KEYS_STAGING_COLUMNS)
     ordinals = pa.arange(0, bookings.num_rows)
     copy_arrow(conn, KEYS_STAGING_TABLE, pa.table({"id": bookings["id"], "ordinal": ordinals}))
-    merge = _MergePlan(bookings, _stored_rows(conn))
-    copy_arrow(conn, "bookings", _as_stored(merge.inserted_rows, written_at))
+    merge = _MergePlan(bookings, _stored_rows(conn), written_at)
+    copy_arrow(conn, "bookings", merge.inserted_rows)
     if merge.newer_rows.num_rows:
         _update_stored(conn, merge.newer_rows, merge.newer_stored["stored_row"])
     conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(KEYS_STAGING_TABLE)))
@@ -166,15 +167,18 @@ def _merge(conn: psycopg.Connection, bookings: pa.Table, written_at: datetime) -
 
 
 class _MergePlan:
-    """What each record of a batch does to the stored rows, from the stored rows of its keys."""
+    """What each record of a batch does to the stored rows, from the stored rows of its keys.
 
-    def __init__(self, bookings: pa.Table, stored: pa.Table) -> None:
+    ``inserted_rows`` are the new bookings as they are stored (written at ``written_at``).
+    """
+
+    def __init__(self, bookings: pa.Table, stored: pa.Table, written_at: datetime) -> None:
+        new_rows = bookings  # all new (a first load): no copy
         if stored.num_rows:
             is_new = np.ones(bookings.num_rows, dtype=bool)
             is_new[stored["ordinal"].to_numpy()] = False
-            self.inserted_rows = bookings.filter(pa.array(is_new))
-        else:  # all new (a first load): no copy
-            self.inserted_rows = bookings
+            new_rows = bookings.filter(pa.array(is_new))
+        self.inserted_rows = _as_stored(new_rows, written_at)
         incoming = bookings.take(stored["ordinal"])
         newer = pc.greater(incoming["source_updated_at"], stored["stored_updated_at"])
         same_state = pc.equal(incoming["state_hash"], stored["stored_hash"])

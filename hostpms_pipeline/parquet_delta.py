@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from hostpms_pipeline import booking_store, parquet_store
-from hostpms_pipeline.booking_schema import BOOKING_SCHEMA, DayPartition, day_partition
+from hostpms_pipeline.booking_schema import BOOKING_SCHEMA, DayPartition, day_partition, day_runs
 
 # Deltas handed from a run's PostgreSQL step to its Parquet step in the same process.
 _HANDED_OVER: dict[str, ParquetDelta] = {}
@@ -113,12 +113,6 @@ def take_over(key: str) -> ParquetDelta | None:
 def _spill(rows: pa.Table, days: pa.Array, path: str) -> tuple[str, DayRanges]:
     """Rows sorted by day into an uncompressed Arrow IPC file (written and read once, locally)."""
     order = pc.sort_indices(days)
-    runs = pc.run_end_encode(days.take(order))
     with pa.ipc.new_file(path, rows.schema) as writer:
         writer.write_table(rows.take(order))
-    ranges: DayRanges = {}
-    first = 0
-    for end, day in zip(runs.run_ends.to_pylist(), runs.values.to_pylist(), strict=True):
-        ranges[day_partition(day)] = (first, end - first)
-        first = end
-    return path, ranges
+    return path, {day: (first, count) for day, first, count in day_runs(days.take(order))}

@@ -46,6 +46,8 @@ from hostpms_pipeline.booking_schema import (
     SOURCE,
     DayPartition,
     day_partition,
+    day_runs,
+    first_of_each_id,
     utc_dates,
 )
 
@@ -175,13 +177,8 @@ def _newest_per_id(rows: pa.Table) -> pa.Table:
     """One row per id, the first of each id's rows: ``rows`` are in file order, where
     the rows of a booking (same hotel and reservation, so same id) are adjacent,
     newest first (a run can write a booking twice)."""
-    if rows.num_rows < 2:
-        return rows
-    ids = rows["id"]
-    repeats = pc.equal(ids[1:], ids[:-1])
-    if not pc.any(repeats).as_py():
-        return rows
-    return rows.filter(pa.concat_arrays([pa.array([True]), pc.invert(repeats).combine_chunks()]))
+    first = first_of_each_id(rows["id"])
+    return rows if pc.all(first).as_py() else rows.filter(first)
 
 
 def _merged(existing: pa.Table | None, incoming: pa.Table) -> pa.Table:
@@ -273,13 +270,7 @@ def _split_by_partition(
         rows.append_column(_DAY_COLUMN, days), [(_DAY_COLUMN, "ascending"), *row_order]
     )
     ordered = rows.select(FILE_SCHEMA.names).take(order)
-    runs = pc.run_end_encode(days.take(order))
-    groups: dict[DayPartition, pa.Table] = {}
-    start = 0
-    for end, day in zip(runs.run_ends.to_pylist(), runs.values.to_pylist(), strict=True):
-        groups[day_partition(day)] = ordered.slice(start, end - start)
-        start = end
-    return groups
+    return {day: ordered.slice(first, count) for day, first, count in day_runs(days.take(order))}
 
 
 def _replace_partition(filesystem: FileSystem, folder: str, rows: pa.Table | None) -> int:

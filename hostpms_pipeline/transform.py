@@ -42,6 +42,7 @@ from hostpms_pipeline.booking_schema import (
     SOURCE,
     STATE_COLUMNS,
     TIMESTAMP,
+    first_of_each_id,
     utc_dates,
 )
 from hostpms_pipeline.hostpms.contract import parse_timestamp
@@ -560,6 +561,5 @@ def deduplicate(bookings: pa.Table) -> pa.Table:
     if bookings.num_rows < 2:
         return bookings
     order = pc.sort_indices(bookings, _NEWEST_FIRST)
-    ids = bookings["id"].take(order)
-    starts_id = pa.concat_arrays([pa.array([True]), pc.not_equal(ids[1:], ids[:-1]).combine_chunks()])
-    return bookings.take(order.filter(starts_id))  # the rows kept, gathered once
+    newest = first_of_each_id(bookings["id"].take(order))
+    return bookings.take(order.filter(newest))  # the rows kept, gathered once

@@ -12,7 +12,7 @@ import pyarrow as pa
 import pytest
 from pyarrow.fs import FileSelector, FileType
 
-from hostpms_pipeline.booking_schema import BOOKING_SCHEMA
+from hostpms_pipeline.booking_schema import BOOKING_SCHEMA, day_runs, first_of_each_id
 from hostpms_pipeline.parquet_store import (
     FILE_NAME,
     dataset_summary,
@@ -117,6 +117,20 @@ def test_partition_is_the_utc_date_of_booked_at() -> None:
 
     assert partition_of(table).to_pylist() == [date(2026, 3, 5), date(2026, 3, 6), None]
     assert touched_partitions(table) == {MARCH_5, MARCH_6, None}
+
+
+def test_day_runs_locate_each_days_rows() -> None:
+    days = pa.array([date(2026, 3, 5), date(2026, 3, 5), date(2026, 3, 6), None], pa.date32())
+
+    assert day_runs(days) == [(MARCH_5, 0, 2), (MARCH_6, 2, 1), (None, 3, 1)]
+    assert day_runs(days.slice(0, 0)) == []
+
+
+def test_first_of_each_id_marks_where_an_id_starts() -> None:
+    ids = pa.chunked_array([["a", "a", "b"], ["b", "c"]])
+
+    assert first_of_each_id(ids).to_pylist() == [True, False, True, False, True]
+    assert first_of_each_id(ids.slice(0, 0)).to_pylist() == []
 
 
 def test_partition_path_is_hive_style_with_a_null_partition() -> None:
