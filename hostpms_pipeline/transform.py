@@ -337,7 +337,7 @@ REJECT_RULES: tuple[RejectRule, ...] = (
     RejectRule(
         "invalid_property_id",
         "property_id contains '|'",
-        lambda t: pc.match_substring(_hotel_ids(t), "|"),
+        lambda t: pc.match_substring(t["hotel_id"], "|"),
     ),
     RejectRule("missing_updated_at", "updated_at is missing", _missing("updated_at")),
     RejectRule("invalid_date", "updated_at is not an RFC 3339 timestamp", _unparsed("updated_at", "source_updated_at")),
@@ -442,14 +442,9 @@ def _days(dates: pa.Array) -> pa.Array:
     return dates.cast(pa.int32())
 
 
-def _hotel_ids(records: pa.Table) -> pa.ChunkedArray:
-    """The record's own property, else its page's."""
-    return pc.coalesce(records["property_id"], records["page_property_id"])
-
-
 def _booking_columns(accepted: pa.Table, tables: MappingTables, synced_at: datetime) -> dict[str, pa.Array]:
     rows = accepted.num_rows
-    hotel_id = _hotel_ids(accepted)
+    hotel_id = accepted["hotel_id"]
     booked_on = utc_dates(accepted["booked_at"])
     columns: dict[str, Any] = {
         "external_id": accepted["reservation_id"],
@@ -516,6 +511,8 @@ def _with_parsed_fields(raw: pa.Table) -> pa.Table:
         "check_out_date": _parse_dates(raw["dates.check_out"]),
         "booked_at": parse_timestamps(raw["dates.created_at"]),
         "total_amount": parse_money(raw["pricing.total"]),
+        # The record's own property, else its page's.
+        "hotel_id": pc.coalesce(raw["property_id"], raw["page_property_id"]),
     }
     for name, values in parsed.items():
         raw = raw.append_column(name, values)
