@@ -147,22 +147,35 @@ def test_local_get_location_accepts_file_urls(tmp_path: Path) -> None:
     assert store.get_location(Path(location).as_uri()) == b"x"
 
 
-def test_local_failed_write_keeps_the_old_object_and_leaves_no_temporary_file(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def io_error(*_: object) -> None:
+    """Stands in for a system call that fails as a dying disk does."""
+    raise OSError(5, "Input/output error")
+
+
+@pytest.mark.parametrize(
+    ("module", "call", "left"),
+    [
+        (os, "fsync", b"old"),  # before the rename: the old object stays
+        (storage, "_fsync_directory", b"new"),  # after it: in place, but not known durable
+    ],
+    ids=["file fsync", "folder fsync"],
+)
+def test_local_put_fails_when_an_fsync_fails_and_the_next_put_succeeds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, module: object, call: str, left: bytes
 ) -> None:
     store = LocalObjectStore(tmp_path)
-    store.put("k.json", b"old")
+    store.put("hostpms/P/k.json", b"old")
 
-    def failing_fsync(descriptor: int) -> None:
-        raise OSError(5, "Input/output error")
-
-    monkeypatch.setattr(os, "fsync", failing_fsync)
+    monkeypatch.setattr(module, call, io_error)
     with pytest.raises(StorageError) as raised:
-        store.put("k.json", b"new")
+        store.put("hostpms/P/k.json", b"new")
 
-    assert raised.value.key == "k.json"
-    assert store.get("k.json") == b"old"
-    assert sorted(path.name for path in tmp_path.iterdir()) == ["k.json"]
+    assert raised.value.key == "hostpms/P/k.json"
+    assert store.get("hostpms/P/k.json") == left
+    assert sorted(path.name for path in (tmp_path / "hostpms/P").iterdir()) == ["k.json"]
+    monkeypatch.undo()
+    store.put("hostpms/P/c.json", b"c")  # the next put writes and syncs the folder again
+    assert store.get("hostpms/P/c.json") == b"c"
 
 
 def test_local_put_recreates_a_folder_removed_behind_its_back(tmp_path: Path) -> None:
@@ -213,25 +226,6 @@ def test_local_put_returns_only_after_a_folder_fsync_that_began_after_its_rename
             i for i, entry in enumerate(log) if entry == ("fsync ended", folder) and i < returned
         }
         assert any(any(end > start for end in ended) for start in began), name
-
-
-def test_local_put_fails_when_its_folder_fsync_fails(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    store = LocalObjectStore(tmp_path)
-    store.put("hostpms/P/a.json", b"a")
-
-    def failing_fsync_directory(folder: str) -> None:
-        raise OSError(5, "Input/output error")
-
-    monkeypatch.setattr(storage, "_fsync_directory", failing_fsync_directory)
-    with pytest.raises(StorageError) as raised:
-        store.put("hostpms/P/b.json", b"b")
-    assert raised.value.key == "hostpms/P/b.json"
-
-    monkeypatch.undo()
-    store.put("hostpms/P/c.json", b"c")  # the next put syncs the folder again
-    assert store.get("hostpms/P/c.json") == b"c"
 
 
 def test_local_reader_never_sees_a_partial_object(tmp_path: Path) -> None:
