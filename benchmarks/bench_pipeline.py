@@ -58,7 +58,12 @@ def land(url: str, schema: str, raw_root: Path, n_records: int, updates: bool) -
             property_id = key.split("/")[1]
             location = store.put(key, body)
             checkpoints.record_landed_file(
-                conn, location, property_id, "polling", "reservations", body.count(b'"reservation_id"'),
+                conn,
+                location,
+                property_id,
+                "polling",
+                "reservations",
+                body.count(b'"reservation_id"'),
                 datetime.now(UTC),
             )
             landed += 1
@@ -90,10 +95,14 @@ def run(label: str, url: str, schema: str, raw_root: Path, processed: Path, reco
         reset_peak_rss()
         before = rss_mb("VmRSS")
         began = time.perf_counter()
-        results = pipeline.process_pending(store, conn, str(processed), tables, stage_seconds=stages)
+        results = pipeline.process_pending(
+            store, conn, str(processed), tables, stage_seconds=stages
+        )
         elapsed = time.perf_counter() - began
         peak = rss_mb("VmHWM")
-        stored = conn.execute("SELECT count(*), count(*) FILTER (WHERE version > 1) FROM bookings").fetchone()
+        stored = conn.execute(
+            "SELECT count(*), count(*) FILTER (WHERE version > 1) FROM bookings"
+        ).fetchone()
     assert stored is not None
     inserted = sum(r.stats.inserted for r in results)
     updated = sum(r.stats.updated for r in results)
@@ -122,7 +131,9 @@ def bench(url: str, n_records: int) -> None:
             in_child(land, url, schema, raw_root, n_records, False)
             run("first run", url, schema, raw_root, processed, n_records)
             in_child(land, url, schema, raw_root, n_records, True)
-            updates = round(n_records * UPDATED_FRACTION)  # about: each record is drawn with that chance
+            updates = round(
+                n_records * UPDATED_FRACTION
+            )  # about: each record is drawn with that chance
             run("10% updated", url, schema, raw_root, processed, updates)
     finally:
         with psycopg.connect(url, autocommit=True) as conn:
@@ -130,10 +141,15 @@ def bench(url: str, n_records: int) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--rows", type=int, nargs="+", default=[100_000, 1_000_000])
-    parser.add_argument("--url", default=os.environ.get("HOSTPMS_DATABASE_URL"),
-                        help="PostgreSQL URI; default: HOSTPMS_DATABASE_URL, else a throwaway embedded server")
+    parser.add_argument(
+        "--url",
+        default=os.environ.get("HOSTPMS_DATABASE_URL"),
+        help="PostgreSQL URI; default: HOSTPMS_DATABASE_URL, else a throwaway embedded server",
+    )
     args = parser.parse_args()
     print(f"{os.cpu_count()} CPUs; stage times in seconds, overlapping")
     with postgres_url(args.url) as url:

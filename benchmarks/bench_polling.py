@@ -38,11 +38,17 @@ def bench(url: str, reservations_per_property: int, folder: Path) -> None:
     schema = f"bench_{uuid.uuid4().hex[:8]}"
     database.migrate(url, schema)
     connect = partial(database.connect, url, schema)
-    config = SimulatorConfig(property_ids=(PROPERTY,), reservations_per_property=reservations_per_property)
+    config = SimulatorConfig(
+        property_ids=(PROPERTY,), reservations_per_property=reservations_per_property
+    )
     began = time.perf_counter()
     simulator = HostPMSSimulator(config)
-    visible = len(simulator.dataset.timeline(PROPERTY, "reservations").latest_keys(simulator.clock.now()))
-    print(f"simulator: {visible} visible reservations, generated in {time.perf_counter() - began:.1f} s")
+    visible = len(
+        simulator.dataset.timeline(PROPERTY, "reservations").latest_keys(simulator.clock.now())
+    )
+    print(
+        f"simulator: {visible} visible reservations, generated in {time.perf_counter() - began:.1f} s"
+    )
     with run_in_background(simulator) as running:
         client = HostPMSClient(
             running.base_url,
@@ -59,10 +65,14 @@ def bench(url: str, reservations_per_property: int, folder: Path) -> None:
     requests = sum(row["served"] for row in counts if row["endpoint"] == "reservations")
     refused = sum(row["refused"] for row in counts)
     bound = requests * LIMIT.window_seconds / LIMIT.requests
-    print(f"polled {result.records} reservations in {requests} requests ({result.pages} pages landed)")
+    print(
+        f"polled {result.records} reservations in {requests} requests ({result.pages} pages landed)"
+    )
     print(f"wall time        {wall:7.1f} s")
     per_request = bound / requests
-    print(f"bound at {contract.RATE_LIMIT_PER_MINUTE}/min  {bound:7.1f} s  ({requests} × {per_request:.2f} s)")
+    print(
+        f"bound at {contract.RATE_LIMIT_PER_MINUTE}/min  {bound:7.1f} s  ({requests} × {per_request:.2f} s)"
+    )
     print(f"over the bound   {100 * (wall / bound - 1):+7.1f} %")
     print(f"requests/min     {requests / wall * 60:7.1f}")
     print(f"429s             {refused:7d}")

@@ -115,7 +115,9 @@ def with_changes(table: pa.Table, fraction: float) -> pa.Table:
     return table.cast(BOOKING_SCHEMA)
 
 
-def timed(label: str, rows: int, action: Callable[[], Result], server: psutil.Process | None) -> Result:
+def timed(
+    label: str, rows: int, action: Callable[[], Result], server: psutil.Process | None
+) -> Result:
     started, server_before = time.perf_counter(), _cpu_seconds(server)
     result = action()
     elapsed = time.perf_counter() - started
@@ -226,7 +228,10 @@ def bench(url: str, rows: int, schema: str, compare_loaders: bool) -> None:
                 server,
             )
         stats = timed(
-            "upsert into empty table", rows, lambda: booking_store.upsert_bookings(conn, table), server
+            "upsert into empty table",
+            rows,
+            lambda: booking_store.upsert_bookings(conn, table),
+            server,
         )
         print(f"    {describe(stats)}")
         stats = timed(

@@ -27,9 +27,31 @@ from hostpms_pipeline.settings import DEFAULT_PROPERTY_IDS
 # with the variants real data has.
 VOCABULARY: dict[str, dict[str, tuple[str, ...]]] = {
     "PT": {
-        "status": ("confirmado", "confirmado", "cancelado", "check_in", "check_out", "no_show", "Confirmado"),
-        "channel": ("direto", "booking_com", "booking_com", "expedia", "airbnb", "agencia", "Booking_Com"),
-        "room_type": ("Quarto Duplo", "Quarto Twin", "Suite", "Quarto Individual", " quarto duplo "),
+        "status": (
+            "confirmado",
+            "confirmado",
+            "cancelado",
+            "check_in",
+            "check_out",
+            "no_show",
+            "Confirmado",
+        ),
+        "channel": (
+            "direto",
+            "booking_com",
+            "booking_com",
+            "expedia",
+            "airbnb",
+            "agencia",
+            "Booking_Com",
+        ),
+        "room_type": (
+            "Quarto Duplo",
+            "Quarto Twin",
+            "Suite",
+            "Quarto Individual",
+            " quarto duplo ",
+        ),
         "rate_plan": ("Flexível", "Não Reembolsável", "Flexivel", "Nao Reembolsavel"),
         "first_names": ("João", "Maria", "Ana", "Pedro", "Inês", "Tiago", "Beatriz", "Rui"),
         "last_names": ("Silva", "Santos", "Ferreira", "Pereira", "Oliveira", "Costa", "Gonçalves"),
@@ -37,9 +59,23 @@ VOCABULARY: dict[str, dict[str, tuple[str, ...]]] = {
         "phone_prefix": ("+3519",),
     },
     "ES": {
-        "status": ("confirmada", "confirmada", "cancelada", "check_in", "check_out", "no_show", "CONFIRMADA"),
+        "status": (
+            "confirmada",
+            "confirmada",
+            "cancelada",
+            "check_in",
+            "check_out",
+            "no_show",
+            "CONFIRMADA",
+        ),
         "channel": ("directo", "booking_com", "booking_com", "expedia", "airbnb", "agencia"),
-        "room_type": ("Habitación Doble", "Habitación Twin", "Suite", "Habitación Individual", "Habitacion Doble"),
+        "room_type": (
+            "Habitación Doble",
+            "Habitación Twin",
+            "Suite",
+            "Habitación Individual",
+            "Habitacion Doble",
+        ),
         "rate_plan": ("Flexible", "No Reembolsable", "flexible"),
         "first_names": ("José", "Lucía", "Carmen", "Javier", "Álvaro", "Sofía", "Pablo", "Marta"),
         "last_names": ("García", "Martínez", "López", "Sánchez", "Pérez", "Gómez", "Fernández"),
@@ -58,52 +94,85 @@ FAULTS: tuple[tuple[str, Any], ...] = (
     ("check_in", "2024-13-45"),
 )
 EPOCH = np.datetime64("2026-01-01T00:00:00", "s")
-_SECTION_OF_FAULT = {"total": "pricing", "currency": "pricing", "check_in": "dates", "check_out": "dates"}
+_SECTION_OF_FAULT = {
+    "total": "pricing",
+    "currency": "pricing",
+    "check_in": "dates",
+    "check_out": "dates",
+}
 
 
 def _pick(rng: np.random.Generator, options: tuple[str, ...], count: int) -> list[str]:
     return [options[i] for i in rng.integers(0, len(options), count).tolist()]
 
 
-def _page_records(rng: np.random.Generator, property_id: str, numbers: list[int], first_second: int) -> list[dict]:
+def _page_records(
+    rng: np.random.Generator, property_id: str, numbers: list[int], first_second: int
+) -> list[dict]:
     """Reservations for one page, every random value drawn for the whole page at once."""
     count = len(numbers)
     country = property_id.split("-", 1)[0]
     vocabulary = VOCABULARY[country]
     updated = EPOCH + np.arange(first_second, first_second + count).astype("timedelta64[s]")
     created = updated - rng.integers(0, 31 * 86_400, count).astype("timedelta64[s]")
-    check_in = created.astype("datetime64[D]") + rng.integers(0, 181, count).astype("timedelta64[D]")
+    check_in = created.astype("datetime64[D]") + rng.integers(0, 181, count).astype(
+        "timedelta64[D]"
+    )
     nights = rng.integers(1, 11, count)
     total_cents = rng.integers(6_000, 40_001, count) * nights
     guests = rng.integers(1, 5_000_000, count).tolist()
-    names = zip(_pick(rng, vocabulary["first_names"], count), _pick(rng, vocabulary["last_names"], count), strict=True)
+    names = zip(
+        _pick(rng, vocabulary["first_names"], count),
+        _pick(rng, vocabulary["last_names"], count),
+        strict=True,
+    )
     tax_key = vocabulary["tax_key"][0]
     domain = country.lower()
     return [
         {
             "reservation_id": f"RSV-{number:09d}",
             "property_id": property_id,
-            "guest": {"guest_id": f"GST-{guest:08d}", "name": f"{first} {last}",
-                      "email": f"guest{guest}@example.{domain}", "phone": f"{vocabulary['phone_prefix'][0]}{guest:08d}",
-                      "country": country, "nif": f"{100_000_000 + guest}"},
+            "guest": {
+                "guest_id": f"GST-{guest:08d}",
+                "name": f"{first} {last}",
+                "email": f"guest{guest}@example.{domain}",
+                "phone": f"{vocabulary['phone_prefix'][0]}{guest:08d}",
+                "country": country,
+                "nif": f"{100_000_000 + guest}",
+            },
             "room": {"type": room_type, "number": str(room), "floor": room // 100},
             "dates": {"check_in": arrival, "check_out": departure, "created_at": f"{booked}Z"},
-            "pricing": {"total": cents / 100, "currency": "EUR", "rate_plan": rate_plan,
-                        "iva": round(cents * 0.06) / 100, tax_key: float(2 * stay)},
+            "pricing": {
+                "total": cents / 100,
+                "currency": "EUR",
+                "rate_plan": rate_plan,
+                "iva": round(cents * 0.06) / 100,
+                tax_key: float(2 * stay),
+            },
             "status": status,
             "channel": channel,
             "payment_method": payment_method,
             "special_requests": "Quarto silencioso" if country == "PT" else "Habitación tranquila",
             "updated_at": f"{changed}Z",
         }
-        for number, guest, (first, last), room_type, room, arrival, departure, booked, cents, stay, rate_plan,
-        status, channel, payment_method, changed in zip(
-            numbers, guests, names, _pick(rng, vocabulary["room_type"], count),
+        for number, guest, (
+            first,
+            last,
+        ), room_type, room, arrival, departure, booked, cents, stay, rate_plan, status, channel, payment_method, changed in zip(
+            numbers,
+            guests,
+            names,
+            _pick(rng, vocabulary["room_type"], count),
             rng.integers(101, 621, count).tolist(),
-            np.datetime_as_string(check_in).tolist(), np.datetime_as_string(check_in + nights).tolist(),
-            np.datetime_as_string(created).tolist(), total_cents.tolist(), nights.tolist(),
-            _pick(rng, vocabulary["rate_plan"], count), _pick(rng, vocabulary["status"], count),
-            _pick(rng, vocabulary["channel"], count), _pick(rng, PAYMENT_METHODS, count),
+            np.datetime_as_string(check_in).tolist(),
+            np.datetime_as_string(check_in + nights).tolist(),
+            np.datetime_as_string(created).tolist(),
+            total_cents.tolist(),
+            nights.tolist(),
+            _pick(rng, vocabulary["rate_plan"], count),
+            _pick(rng, vocabulary["status"], count),
+            _pick(rng, vocabulary["channel"], count),
+            _pick(rng, PAYMENT_METHODS, count),
             np.datetime_as_string(updated).tolist(),
             strict=True,
         )
@@ -130,7 +199,10 @@ def _as_landed_page(
         "next_cursor": None if last else f"c{page + 1}",
         "data": records,
     }
-    return f"hostpms/{property_id}/polling/{received_at.replace(':', '-')}Z-{page:06d}.json", orjson.dumps(envelope)
+    return (
+        f"hostpms/{property_id}/polling/{received_at.replace(':', '-')}Z-{page:06d}.json",
+        orjson.dumps(envelope),
+    )
 
 
 def generate_landed_pages(
@@ -157,12 +229,18 @@ def generate_landed_pages(
         repeats = int((rng.random(count) < (updated_fraction or 0.0)).sum()) if earlier else 0
         fresh = list(range(next_number, next_number + count - repeats))
         next_number += len(fresh)
-        numbers = fresh + [earlier[i] for i in rng.integers(0, len(earlier), repeats).tolist()] if earlier else fresh
+        numbers = (
+            fresh + [earlier[i] for i in rng.integers(0, len(earlier), repeats).tolist()]
+            if earlier
+            else fresh
+        )
         earlier.extend(fresh)
         records = _page_records(rng, property_id, numbers, start)
         for index in np.flatnonzero(rng.random(count) < bad_fraction).tolist():
             _break_record(rng, records[index])
-        yield _as_landed_page(property_id, page, start + count, records, last=start + count >= n_records)
+        yield _as_landed_page(
+            property_id, page, start + count, records, last=start + count >= n_records
+        )
 
 
 def generate_newer_versions(
@@ -205,5 +283,8 @@ if __name__ == "__main__":
 
     count = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
     began = time.perf_counter()
-    size = sum(len(body) for _, body in generate_landed_pages(count, updated_fraction=0.1, bad_fraction=0.001))
+    size = sum(
+        len(body)
+        for _, body in generate_landed_pages(count, updated_fraction=0.1, bad_fraction=0.001)
+    )
     print(f"{count:,} records, {size / 1e6:.0f} MB in {time.perf_counter() - began:.2f} s")

@@ -65,7 +65,9 @@ class SNSNotifier:
         )  # fmt: skip
 
 
-def consecutive_failures(instance: DagsterInstance, property_id: str, property_tag: str, limit: int = 10) -> int:
+def consecutive_failures(
+    instance: DagsterInstance, property_id: str, property_tag: str, limit: int = 10
+) -> int:
     """How many of the property's latest finished runs failed in a row (newest first)."""
     records = instance.get_run_records(
         filters=RunsFilter(
@@ -92,7 +94,9 @@ def failure_alert(property_id: str, failures: int, job_name: str) -> Alert:
     )
 
 
-def stale_properties(last_sync: dict[str, datetime], property_ids: list[str], now: datetime) -> dict[str, str]:
+def stale_properties(
+    last_sync: dict[str, datetime], property_ids: list[str], now: datetime
+) -> dict[str, str]:
     """Properties whose data is older than the lag limit, with how old (or 'never synced')."""
     stale = {}
     for property_id in property_ids:

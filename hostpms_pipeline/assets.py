@@ -65,8 +65,12 @@ PREVIEW_COLUMNS = [
 
 
 def _preview(table: pa.Table) -> MetadataValue:
-    head = table.select([c for c in PREVIEW_COLUMNS if c in table.column_names]).slice(0, PREVIEW_ROWS)
-    return MetadataValue.md(head.to_pandas().to_markdown(index=False) if head.num_rows else "_no rows_")
+    head = table.select([c for c in PREVIEW_COLUMNS if c in table.column_names]).slice(
+        0, PREVIEW_ROWS
+    )
+    return MetadataValue.md(
+        head.to_pandas().to_markdown(index=False) if head.num_rows else "_no rows_"
+    )
 
 
 @contextmanager
@@ -158,7 +162,9 @@ def mapped_bookings(
     store = raw_store.open()
     with postgres.connect() as conn:
         webhook_discovery.catch_up(store, conn, scope.property_id)
-        raw = pipeline.read_pending(store, conn, scope.property_id, get_settings().max_records_per_run)
+        raw = pipeline.read_pending(
+            store, conn, scope.property_id, get_settings().max_records_per_run
+        )
     batch = pipeline.map_batch(raw, load_mapping_tables(get_settings().mapping_file))
     if raw.left_pending:
         context.log.info(f"{raw.left_pending} raw file(s) left pending for the next run")
@@ -283,4 +289,10 @@ def _run_step_key(context: AssetExecutionContext) -> str:
     return f"{context.run_id}/{context.partition_key}"
 
 
-pipeline_assets = [raw_reservations, mapped_bookings, deduplicated_bookings, bookings, bookings_parquet]
+pipeline_assets = [
+    raw_reservations,
+    mapped_bookings,
+    deduplicated_bookings,
+    bookings,
+    bookings_parquet,
+]

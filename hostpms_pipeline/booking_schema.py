@@ -46,7 +46,10 @@ def day_runs(sorted_days: pa.Array | pa.ChunkedArray) -> list[tuple[DayPartition
     ends = runs.run_ends.to_pylist()
     firsts = [0, *ends][: len(ends)]
     days = runs.values.to_pylist()
-    return [(day_partition(day), first, end - first) for day, first, end in zip(days, firsts, ends, strict=True)]
+    return [
+        (day_partition(day), first, end - first)
+        for day, first, end in zip(days, firsts, ends, strict=True)
+    ]
 
 
 def first_of_each_id(ids: pa.Array | pa.ChunkedArray) -> pa.BooleanArray:
@@ -57,6 +60,7 @@ def first_of_each_id(ids: pa.Array | pa.ChunkedArray) -> pa.BooleanArray:
     changed = pc.not_equal(ids[1:], ids[:-1])
     changed = changed.combine_chunks() if isinstance(changed, pa.ChunkedArray) else changed
     return pa.concat_arrays([pa.array([True]), changed])
+
 
 # Natural key of a booking (PRD: deduplicate on source + external_id + hotel_id).
 BOOKING_KEY = ("source", "external_id", "hotel_id")
@@ -112,7 +116,15 @@ STATE_COLUMNS = tuple(
     name
     for name in BOOKING_SCHEMA.names
     if name
-    not in {"id", "source_updated_at", "event_received_at", "raw_location", "state_hash", "synced_at", "version"}
+    not in {
+        "id",
+        "source_updated_at",
+        "event_received_at",
+        "raw_location",
+        "state_hash",
+        "synced_at",
+        "version",
+    }
 )
 
 REJECTED_SCHEMA = pa.schema(

@@ -97,7 +97,9 @@ class UpsertStats:
         return self.inserted + self.updated + self.unchanged + self.stale
 
 
-def upsert_bookings(conn: psycopg.Connection, bookings: pa.Table, *, keep_written: bool = False) -> UpsertStats:
+def upsert_bookings(
+    conn: psycopg.Connection, bookings: pa.Table, *, keep_written: bool = False
+) -> UpsertStats:
     """Merge bookings (BOOKING_SCHEMA, one row per BOOKING_KEY) into ``bookings``.
 
     Each row's ``id`` must be its key's (``transform.booking_id``): stored rows are
@@ -132,7 +134,9 @@ def upsert_bookings(conn: psycopg.Connection, bookings: pa.Table, *, keep_writte
     return replace(merge.stats(), written=written)
 
 
-def _insert_if_all_new(conn: psycopg.Connection, bookings: pa.Table, written_at: datetime) -> _MergePlan | None:
+def _insert_if_all_new(
+    conn: psycopg.Connection, bookings: pa.Table, written_at: datetime
+) -> _MergePlan | None:
     """COPY the whole batch in if a sample of its ids finds none stored; None (nothing
     written) if the sample finds one, or the COPY meets a stored id after all.
 
@@ -191,7 +195,9 @@ class _MergePlan:
 
     def stats(self) -> UpsertStats:
         booked_at = [
-            self.inserted_rows["booked_at"], self.newer_rows["booked_at"], self.old_booked_at
+            self.inserted_rows["booked_at"],
+            self.newer_rows["booked_at"],
+            self.old_booked_at,
         ]
         old_days, new_days = utc_dates(self.old_booked_at), utc_dates(self.newer_rows["booked_at"])
         # No booked_at is a partition of its own: to or from it is a move too.
@@ -262,9 +268,13 @@ def _as_updated(newer: pa.Table, stored: pa.Table, written_at: datetime) -> pa.T
     changed = pc.not_equal(newer["state_hash"], stored["stored_hash"])
     store_set = {
         "version": pc.add(stored["stored_version"], changed.cast(pa.int32())),
-        "synced_at": pc.if_else(changed, pa.scalar(written_at, TIMESTAMP), stored["stored_synced_at"]),
+        "synced_at": pc.if_else(
+            changed, pa.scalar(written_at, TIMESTAMP), stored["stored_synced_at"]
+        ),
         # GREATEST: the newest of the two, ignoring a missing one.
-        "event_received_at": _latest(stored["stored_event_received_at"], newer["event_received_at"]),
+        "event_received_at": _latest(
+            stored["stored_event_received_at"], newer["event_received_at"]
+        ),
     }
     for name, values in store_set.items():
         newer = newer.set_column(newer.schema.get_field_index(name), name, values)
@@ -331,7 +341,9 @@ def fetch_bookings(
     return copy_query_to_arrow(conn, query, params, BOOKING_SCHEMA)
 
 
-def rows_per_day(conn: psycopg.Connection, partitions: Collection[DayPartition]) -> dict[DayPartition, int]:
+def rows_per_day(
+    conn: psycopg.Connection, partitions: Collection[DayPartition]
+) -> dict[DayPartition, int]:
     """How many stored bookings fall on each of these booked_at days (None: no booked_at)."""
     rows = conn.execute(
         "SELECT (booked_at AT TIME ZONE 'UTC')::date, count(*) FROM bookings"

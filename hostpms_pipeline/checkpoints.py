@@ -125,7 +125,10 @@ def pending_within_budget(
 
 
 def _pending(
-    conn: psycopg.Connection, property_id: str | None, kind: RawFileKind | None, collection: str | None
+    conn: psycopg.Connection,
+    property_id: str | None,
+    kind: RawFileKind | None,
+    collection: str | None,
 ) -> list[tuple[str, int]]:
     return conn.execute(
         "SELECT location, record_count FROM raw_files WHERE processed_at IS NULL"
@@ -143,10 +146,13 @@ def recorded_locations(conn: psycopg.Connection, locations: list[str]) -> set[st
     return {location for (location,) in rows}
 
 
-def latest_landing(conn: psycopg.Connection, property_id: str, kind: RawFileKind) -> datetime | None:
+def latest_landing(
+    conn: psycopg.Connection, property_id: str, kind: RawFileKind
+) -> datetime | None:
     """When the newest file of this kind for the property landed (None if none has)."""
     row = conn.execute(
-        "SELECT max(landed_at) FROM raw_files WHERE property_id = %s AND kind = %s", (property_id, kind)
+        "SELECT max(landed_at) FROM raw_files WHERE property_id = %s AND kind = %s",
+        (property_id, kind),
     ).fetchone()
     return row[0] if row else None
 

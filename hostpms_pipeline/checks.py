@@ -30,8 +30,14 @@ SYNC_LAG_LIMIT = timedelta(hours=2)  # the PRD's "data sync lag" critical alarm
 
 Rule = Callable[[pa.Table], quality.RuleResult]
 BLOCKING_RULES: dict[str, tuple[Rule, str]] = {
-    "unique_booking_key": (quality.unique_key, "One row per (source, external_id, hotel_id) and per id."),
-    "required_fields": (quality.required_fields, "Key, dates, amount, currency and mapped fields are set."),
+    "unique_booking_key": (
+        quality.unique_key,
+        "One row per (source, external_id, hotel_id) and per id.",
+    ),
+    "required_fields": (
+        quality.required_fields,
+        "Key, dates, amount, currency and mapped fields are set.",
+    ),
     "checkout_after_checkin": (quality.checkout_after_checkin, "Check-out is after check-in."),
     "stay_and_lead_time_match_dates": (
         quality.stay_and_lead_time_match_dates,
@@ -141,7 +147,9 @@ def postgres_matches_parquet(
 ) -> AssetCheckResult:
     with postgres.connect() as conn:
         in_postgres = booking_store.booking_keys(conn)
-    in_parquet = parquet_store.read_bookings(processed_store.url, columns=["source", "external_id", "hotel_id"])
+    in_parquet = parquet_store.read_bookings(
+        processed_store.url, columns=["source", "external_id", "hotel_id"]
+    )
     postgres_keys, parquet_keys = pipeline.key_set(in_postgres), pipeline.key_set(in_parquet)
     return AssetCheckResult(
         passed=in_postgres.num_rows == in_parquet.num_rows and postgres_keys == parquet_keys,
@@ -165,10 +173,16 @@ def every_property_synced_recently(
         last_sync = checkpoints.last_sync_times(conn, "reservations")
     now = datetime.now(UTC)
     lag = {
-        property_id: (now - last_sync[property_id]).total_seconds() / 60 if property_id in last_sync else None
+        property_id: (now - last_sync[property_id]).total_seconds() / 60
+        if property_id in last_sync
+        else None
         for property_id in get_settings().property_ids
     }
-    stale = [p for p, minutes in lag.items() if minutes is None or minutes > SYNC_LAG_LIMIT.total_seconds() / 60]
+    stale = [
+        p
+        for p, minutes in lag.items()
+        if minutes is None or minutes > SYNC_LAG_LIMIT.total_seconds() / 60
+    ]
     return AssetCheckResult(
         passed=not stale,
         severity=AssetCheckSeverity.ERROR,

@@ -58,7 +58,9 @@ def serve_webhooks(host: str, port: int, workers: int | None) -> None:
 
 
 @main.command()
-@click.option("--property", "property_ids", multiple=True, help="Only these properties (repeatable).")
+@click.option(
+    "--property", "property_ids", multiple=True, help="Only these properties (repeatable)."
+)
 def sync(property_ids: tuple[str, ...]) -> None:
     """Poll every configured property and run the pipeline in-process. Exits 1 if any failed."""
     from hostpms_pipeline.runner import sync_properties
@@ -99,7 +101,9 @@ def demo() -> None:
     outcomes = sync_properties(settings.property_ids, echo=click.echo)
     print_summary(echo=click.echo)
     click.echo(f"\nDone in {time.monotonic() - started:.1f}s.")
-    click.echo("Open the Dagster UI with `make dev` (or `.venv/bin/hostpms ui`), then http://127.0.0.1:3000")
+    click.echo(
+        "Open the Dagster UI with `make dev` (or `.venv/bin/hostpms ui`), then http://127.0.0.1:3000"
+    )
     if not all(outcome.success for outcome in outcomes):
         sys.exit(1)
 

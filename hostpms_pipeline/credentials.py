@@ -57,11 +57,15 @@ class SecretProvider:
 
     def oauth_credentials(self, property_id: str) -> Credentials:
         if self.settings.use_secrets_manager:
-            raw = self.secrets_manager.read(contract.OAUTH_SECRET_NAME.format(property_id=property_id))
+            raw = self.secrets_manager.read(
+                contract.OAUTH_SECRET_NAME.format(property_id=property_id)
+            )
             value = json.loads(raw)
             return Credentials(value["client_id"], value["client_secret"])
         if self.settings.client_id and self.settings.client_secret:
-            return Credentials(self.settings.client_id, self.settings.client_secret.get_secret_value())
+            return Credentials(
+                self.settings.client_id, self.settings.client_secret.get_secret_value()
+            )
         if self.settings.uses_simulator:
             return Credentials(SIMULATOR_CLIENT_ID, SIMULATOR_CLIENT_SECRET)
         raise MissingSecret(
@@ -72,7 +76,9 @@ class SecretProvider:
     def webhook_secrets(self, property_id: str) -> list[str]:
         """Every secret currently valid for the property (several while rotating)."""
         if self.settings.use_secrets_manager:
-            raw = self.secrets_manager.read(contract.WEBHOOK_SECRET_NAME.format(property_id=property_id))
+            raw = self.secrets_manager.read(
+                contract.WEBHOOK_SECRET_NAME.format(property_id=property_id)
+            )
             return _parse_webhook_secret(raw)
         if self.settings.webhook_secret:
             return _parse_webhook_secret(self.settings.webhook_secret.get_secret_value())

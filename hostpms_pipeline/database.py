@@ -66,7 +66,9 @@ def embedded_server(
 def _tune(url: str, data_dir: Path) -> None:
     with psycopg.connect(url, autocommit=True) as conn:
         for name, value in EMBEDDED_SETTINGS.items():
-            conn.execute(sql.SQL("ALTER SYSTEM SET {} = {}").format(sql.Identifier(name), sql.Literal(value)))
+            conn.execute(
+                sql.SQL("ALTER SYSTEM SET {} = {}").format(sql.Identifier(name), sql.Literal(value))
+            )
     # shared_buffers takes a restart; the wheel's start options are kept in postmaster.opts.
     _pg_ctl(data_dir, "-l", str(data_dir / "log"), "restart")
 

@@ -15,7 +15,9 @@ hostpms_sync_job = define_asset_job(
     description="Poll one HostPMS property and carry its new data to PostgreSQL and Parquet.",
 )
 
-FULL_RESYNC_CONFIG = {"ops": {RAW_RESERVATIONS.to_python_identifier(): {"config": {"full_resync": True}}}}
+FULL_RESYNC_CONFIG = {
+    "ops": {RAW_RESERVATIONS.to_python_identifier(): {"config": {"full_resync": True}}}
+}
 
 # One action in the UI: pick the property's current month and launch.
 hostpms_full_resync_job = define_asset_job(

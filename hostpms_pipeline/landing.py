@@ -110,7 +110,10 @@ def sync_incremental(
     query_since = stored_since - overlap if stored_since else None
     result = SyncResult(property_id, collection)
     pages = client.iter_pages(
-        property_id, collection, updated_since=query_since, cursor=checkpoint.cursor if checkpoint else None
+        property_id,
+        collection,
+        updated_since=query_since,
+        cursor=checkpoint.cursor if checkpoint else None,
     )
     for page, location in _land_each(store, pages, progress):
         result.add(page, location)

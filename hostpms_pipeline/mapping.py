@@ -39,12 +39,19 @@ class MappingTables:
 
     @classmethod
     def from_raw(cls, raw: Mapping[str, Mapping[str, str]]) -> MappingTables:
-        return cls({field: {normalise_key(k): v for k, v in values.items()} for field, values in raw.items()})
+        return cls(
+            {
+                field: {normalise_key(k): v for k, v in values.items()}
+                for field, values in raw.items()
+            }
+        )
 
     def merged_with(self, other: MappingTables) -> MappingTables:
         """Entries of ``other`` win; fields and values missing from it are kept."""
         fields = self.tables.keys() | other.tables.keys()
-        return MappingTables({f: {**self.tables.get(f, {}), **other.tables.get(f, {})} for f in fields})
+        return MappingTables(
+            {f: {**self.tables.get(f, {}), **other.tables.get(f, {})} for f in fields}
+        )
 
     def lookup(self, field: str, value: str | None) -> str:
         if value is None:
@@ -58,7 +65,9 @@ def _read_tables(text: str | bytes) -> MappingTables:
 
 def load_mapping_tables(override: Path | None = None) -> MappingTables:
     """The packaged tables, extended and overridden by ``override`` (settings.mapping_file) if given."""
-    packaged = _read_tables(resources.files("hostpms_pipeline").joinpath("mapping_tables.json").read_bytes())
+    packaged = _read_tables(
+        resources.files("hostpms_pipeline").joinpath("mapping_tables.json").read_bytes()
+    )
     if override is None:
         return packaged
     return packaged.merged_with(_read_tables(override.read_bytes()))

@@ -134,10 +134,14 @@ def merge_partitions(
     """
     written = _conform(written)
     if stray := touched_partitions(written) - set(partitions):
-        raise ValueError(f"{len(stray)} partition(s) of the given rows are not in the list to merge")
+        raise ValueError(
+            f"{len(stray)} partition(s) of the given rows are not in the list to merge"
+        )
     filesystem, root = filesystem_for(processed_url)
     # File order, and a booking written twice by the run comes newest first.
-    groups = _split_by_partition(written, row_order=[*_ROW_ORDER, ("source_updated_at", "descending")])
+    groups = _split_by_partition(
+        written, row_order=[*_ROW_ORDER, ("source_updated_at", "descending")]
+    )
 
     def merge(key: DayPartition) -> int:
         folder = f"{root}/{DATASET_NAME}/{partition_path(key)}"
@@ -151,7 +155,9 @@ def merge_partitions(
         return sum(pool.map(merge, set(partitions)))
 
 
-def partition_row_counts(processed_url: str, partitions: Collection[DayPartition]) -> dict[DayPartition, int]:
+def partition_row_counts(
+    processed_url: str, partitions: Collection[DayPartition]
+) -> dict[DayPartition, int]:
     """Rows in each listed partition's file, from the Parquet footers (0 when there is none)."""
     filesystem, root = filesystem_for(processed_url)
 
@@ -195,7 +201,8 @@ def _merged(existing: pa.Table | None, incoming: pa.Table) -> pa.Table:
     matched = position >= 0
     existing_wins = np.zeros(existing.num_rows, dtype=bool)
     existing_wins[matched] = (
-        _micros(existing["source_updated_at"])[matched] > _micros(incoming["source_updated_at"])[position[matched]]
+        _micros(existing["source_updated_at"])[matched]
+        > _micros(incoming["source_updated_at"])[position[matched]]
     )
     replaces = matched & ~existing_wins
     # Rows of existing + incoming, as indices into their concatenation.
@@ -204,7 +211,9 @@ def _merged(existing: pa.Table | None, incoming: pa.Table) -> pa.Table:
     placed = np.zeros(incoming.num_rows, dtype=bool)
     placed[position[matched]] = True  # replaced a row, or lost to a newer one
     unplaced = np.flatnonzero(~placed) + existing.num_rows
-    both = pa.concat_tables([existing, incoming.select(existing.column_names).cast(existing.schema)])
+    both = pa.concat_tables(
+        [existing, incoming.select(existing.column_names).cast(existing.schema)]
+    )
     merged = both.take(pa.array(np.concatenate([rows, unplaced])))
     return merged.sort_by(_ROW_ORDER) if len(unplaced) else merged
 

@@ -48,7 +48,9 @@ class SyncScope:
 
 
 def sync_scope(partition_key: str) -> SyncScope:
-    dimensions = property_month_partitions.get_partition_key_from_str(partition_key).keys_by_dimension
+    dimensions = property_month_partitions.get_partition_key_from_str(
+        partition_key
+    ).keys_by_dimension
     window = month_partitions.time_window_for_partition_key(dimensions[MONTH_DIMENSION])
     return SyncScope(
         dimensions[PROPERTY_DIMENSION],

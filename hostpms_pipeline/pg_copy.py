@@ -97,7 +97,9 @@ def _wire_column(name: str, values: pa.ChunkedArray, pg_type: str) -> pa.Chunked
     try:
         return values.cast(wire)  # same type: free; int64 → int32 checked for overflow
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as error:
-        raise ValueError(f"column {name}: cannot send {values.type} as {pg_type}: {error}") from error
+        raise ValueError(
+            f"column {name}: cannot send {values.type} as {pg_type}: {error}"
+        ) from error
 
 
 def uuid_bytes(texts: pa.ChunkedArray | pa.Array) -> pa.Array:
@@ -110,12 +112,16 @@ def uuid_bytes(texts: pa.ChunkedArray | pa.Array) -> pa.Array:
     # Every text has the same length, so the characters form one (rows, 36) block.
     first = np.frombuffer(texts.buffers()[1], np.int32)[texts.offset]
     size = len(texts) * _UUID_TEXT_LENGTH
-    chars = np.frombuffer(texts.buffers()[2], np.uint8)[first : first + size].reshape(-1, _UUID_TEXT_LENGTH)
+    chars = np.frombuffer(texts.buffers()[2], np.uint8)[first : first + size].reshape(
+        -1, _UUID_TEXT_LENGTH
+    )
     digits = _HEX_DIGITS[chars[:, _UUID_DIGIT_POSITIONS]]
     if not (chars[:, _UUID_DASH_POSITIONS] == ord("-")).all() or (digits == 255).any():
         raise ValueError("a uuid is not in its canonical 8-4-4-4-12 text form")
     octets = (digits[:, 0::2] << 4) | digits[:, 1::2]
-    return pa.Array.from_buffers(UUID_BYTES, len(texts), [None, pa.py_buffer(np.ascontiguousarray(octets))])
+    return pa.Array.from_buffers(
+        UUID_BYTES, len(texts), [None, pa.py_buffer(np.ascontiguousarray(octets))]
+    )
 
 
 def copy_query_to_arrow(

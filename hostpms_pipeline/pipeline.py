@@ -86,7 +86,9 @@ def read_files(store: ObjectStore, locations: list[str]) -> RawBatch:
     return RawBatch(locations, transform.read_landed(zip(locations, contents, strict=True)))
 
 
-def map_batch(raw: RawBatch, tables: MappingTables, synced_at: datetime | None = None) -> MappedBatch:
+def map_batch(
+    raw: RawBatch, tables: MappingTables, synced_at: datetime | None = None
+) -> MappedBatch:
     bookings, rejected = transform.to_bookings(raw.records, tables, synced_at or datetime.now(UTC))
     return MappedBatch(raw.locations, raw.record_count, bookings, rejected)
 
@@ -150,9 +152,14 @@ def export_parquet(
             rows = booking_store.fetch_bookings(conn, partitions=group)
             written += parquet_store.replace_partitions(processed_url, rows, group)
         if delta is not None and merged:
-            counts = _sum_counts(parquet_store.partition_row_counts(processed_url, merged), delta.rows_per_day(merged))
+            counts = _sum_counts(
+                parquet_store.partition_row_counts(processed_url, merged),
+                delta.rows_per_day(merged),
+            )
             for group in _day_groups(counts, list(merged), rows_per_group):
-                written += parquet_store.merge_partitions(processed_url, delta.rows_for(group), group)
+                written += parquet_store.merge_partitions(
+                    processed_url, delta.rows_for(group), group
+                )
     return ExportResult(len(taken), written, len(merged))
 
 
@@ -228,7 +235,9 @@ def process_pending(
             preparer.shutdown(cancel_futures=True)
 
     with conn.transaction():  # committed now, so each chunk's load below commits on its own
-        locations = checkpoints.pending_files(conn, property_id=property_id, collection="reservations")
+        locations = checkpoints.pending_files(
+            conn, property_id=property_id, collection="reservations"
+        )
     chunks = _chunks(locations, files_per_chunk)
     results = []
     with ParquetDelta() as delta:
@@ -245,7 +254,11 @@ def _chunks(locations: list[str], size: int) -> list[list[str]]:
     while the next chunk is prepared."""
     first = size // 4 or size
     starts = [0, *range(first, len(locations), size)]
-    return [locations[start : start + (first if start == 0 else size)] for start in starts if start < len(locations)]
+    return [
+        locations[start : start + (first if start == 0 else size)]
+        for start in starts
+        if start < len(locations)
+    ]
 
 
 def key_set(table: pa.Table) -> set[tuple[str, str, str]]:

@@ -78,7 +78,9 @@ def currency_is_iso_4217(bookings: pa.Table) -> RuleResult:
 
 
 def totals_not_negative(bookings: pa.Table) -> RuleResult:
-    negative = pc.less(bookings["total_amount"], pa.scalar(Decimal("0"), bookings["total_amount"].type))
+    negative = pc.less(
+        bookings["total_amount"], pa.scalar(Decimal("0"), bookings["total_amount"].type)
+    )
     return _result(pc.sum(negative).as_py() or 0)
 
 
@@ -116,5 +118,7 @@ def iva_consistent_with_country(bookings: pa.Table) -> RuleResult:
 def _countries(hotel_ids: pa.ChunkedArray) -> pa.Array:
     """Each row's property country, as the contract derives it (few distinct hotels per batch)."""
     hotels = pc.unique(hotel_ids)
-    countries = pa.array([property_country(h) if h else None for h in hotels.to_pylist()], pa.string())
+    countries = pa.array(
+        [property_country(h) if h else None for h in hotels.to_pylist()], pa.string()
+    )
     return pc.take(countries, pc.index_in(hotel_ids, value_set=hotels))

@@ -48,7 +48,9 @@ class RateLimit:
 
     def __post_init__(self) -> None:
         if self.requests < 1 or self.window_seconds <= 0 or self.safety_margin < 0:
-            raise ValueError("a rate limit needs requests >= 1, a positive window and a margin >= 0")
+            raise ValueError(
+                "a rate limit needs requests >= 1, a positive window and a margin >= 0"
+            )
 
     @property
     def spacing_seconds(self) -> float:
@@ -89,7 +91,11 @@ class PostgresRateLimiter:
 
     def claim(self, client_id: str, endpoint: str) -> Slot:
         """Take the next free slot of (client, endpoint) without waiting for it."""
-        params = {"client_id": client_id, "endpoint": endpoint, "spacing": self.limit.spacing_seconds}
+        params = {
+            "client_id": client_id,
+            "endpoint": endpoint,
+            "spacing": self.limit.spacing_seconds,
+        }
         with self._connect() as conn, conn.transaction():
             row = conn.execute(_CLAIM_SQL, params).fetchone()
         assert row is not None
@@ -105,7 +111,9 @@ class PostgresRateLimiter:
 class InProcessRateLimiter:
     """The same even spacing for one process (no PostgreSQL): scripts and tools."""
 
-    def __init__(self, limit: RateLimit = RateLimit(), *, sleep: Callable[[float], None] = time.sleep):
+    def __init__(
+        self, limit: RateLimit = RateLimit(), *, sleep: Callable[[float], None] = time.sleep
+    ):
         self.limit = limit
         self._sleep = sleep
         self._lock = threading.Lock()

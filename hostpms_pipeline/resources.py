@@ -96,7 +96,9 @@ class HostPMSResource(ConfigurableResource):
     @contextmanager
     def client(self, property_id: str) -> Iterator[HostPMSClient]:
         credentials = self._secrets().oauth_credentials(property_id)
-        limiter = PostgresRateLimiter(self.postgres.connect, RateLimit(requests=self.rate_limit_per_minute))
+        limiter = PostgresRateLimiter(
+            self.postgres.connect, RateLimit(requests=self.rate_limit_per_minute)
+        )
         with HostPMSClient(
             self.resolved_base_url(),
             credentials,
@@ -136,7 +138,9 @@ def _secret_env(name: str) -> EnvVar | None:
 
 def build_resources(settings: Settings) -> dict[str, object]:
     """Resources from settings; secrets stay ``EnvVar`` so Dagster never displays them."""
-    postgres = PostgresResource(url=_secret_env("HOSTPMS_DATABASE_URL"), db_schema=settings.db_schema)
+    postgres = PostgresResource(
+        url=_secret_env("HOSTPMS_DATABASE_URL"), db_schema=settings.db_schema
+    )
     return {
         "hostpms": HostPMSResource(
             base_url=settings.api_base_url,

@@ -43,7 +43,9 @@ def sync_properties(
     return outcomes
 
 
-def _sync_until_drained(job, instance, property_id: str, run_config: dict, echo: Echo) -> SyncOutcome:
+def _sync_until_drained(
+    job, instance, property_id: str, run_config: dict, echo: Echo
+) -> SyncOutcome:
     """Runs for the property until no raw file is left pending (each run reads a bounded batch)."""
     while True:
         try:
@@ -62,7 +64,9 @@ def _sync_until_drained(job, instance, property_id: str, run_config: dict, echo:
         left = _metadata(result, MAPPED_BOOKINGS).get("raw_files_left_pending", 0)
         if not left:
             return SyncOutcome(property_id, True, _summarise(result))
-        echo(f"{property_id}: {_summarise(result)}; {left} raw file(s) still pending, running again")
+        echo(
+            f"{property_id}: {_summarise(result)}; {left} raw file(s) still pending, running again"
+        )
 
 
 def _metadata(result, key) -> dict:
@@ -104,4 +108,6 @@ def print_summary(echo: Echo) -> None:
     for hotel_id, count in counts.items():
         echo(f"  {hotel_id}: {count}")
     parquet = parquet_store.read_bookings(resources["processed_store"].url, columns=["external_id"])
-    echo(f"Parquet dataset: {parquet.num_rows} rows under {resources['processed_store'].url}/bookings/")
+    echo(
+        f"Parquet dataset: {parquet.num_rows} rows under {resources['processed_store'].url}/bookings/"
+    )

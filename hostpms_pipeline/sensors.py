@@ -103,7 +103,9 @@ def hostpms_sync_lag_alarm(
         last_sync = checkpoints.last_sync_times(conn, "reservations")
     stale = alerts.stale_properties(last_sync, list(get_settings().property_ids), datetime.now(UTC))
     for property_id in sorted(stale.keys() - alerted):
-        alert = alerts.Alert("critical", property_id, "data sync lag over 2 hours", stale[property_id])
+        alert = alerts.Alert(
+            "critical", property_id, "data sync lag over 2 hours", stale[property_id]
+        )
         context.log.error(alert.text())
         notifier.notifier().notify(alert)
     context.update_cursor(json.dumps(sorted(stale)))  # a property that recovers may alert again

@@ -73,7 +73,9 @@ ISO_4217_CURRENCIES = frozenset(
 
 _DATE_PART = r"\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])"
 _DATE_TEXT = rf"^{_DATE_PART}$"
-_TIMESTAMP_TEXT = rf"^{_DATE_PART}T([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d{{1,6}})?(Z|[+-]\d{{2}}:\d{{2}})$"
+_TIMESTAMP_TEXT = (
+    rf"^{_DATE_PART}T([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d{{1,6}})?(Z|[+-]\d{{2}}:\d{{2}})$"
+)
 _DECIMAL_TEXT = r"^-?\d+(\.\d+)?([eE][+-]?\d+)?$"
 _EXACT = pa.decimal128(38, 18)  # wide enough to hold any sane amount's text before rounding
 _MONEY_LIMIT = Decimal(10) ** (MONEY.precision - MONEY.scale)
@@ -92,7 +94,10 @@ def _record_type(money: pa.DataType) -> pa.StructType:
     top, *sections = RECORD_FIELDS.items()
     return pa.struct(
         [pa.field(name, field_type(name)) for name in top[1]]
-        + [pa.field(section, pa.struct([(name, field_type(name)) for name in names])) for section, names in sections]
+        + [
+            pa.field(section, pa.struct([(name, field_type(name)) for name in names]))
+            for section, names in sections
+        ]
     )
 
 
@@ -110,14 +115,18 @@ def _parse_page(body: bytes) -> pa.Table:
     """One row; raises ``pa.ArrowInvalid`` if any record has a value of an unexpected type."""
     options = pa_json.ParseOptions(explicit_schema=_JSON_PAGE, unexpected_field_behavior="ignore")
     read_options = pa_json.ReadOptions(use_threads=False)  # pages are parsed in parallel instead
-    page = pa_json.read_json(pa.BufferReader(body), read_options=read_options, parse_options=options)
+    page = pa_json.read_json(
+        pa.BufferReader(body), read_options=read_options, parse_options=options
+    )
     return page.cast(_TEXT_PAGE)  # float64 → shortest round-trip text, so 1234.56 stays "1234.56"
 
 
 def _as_text(value: Any) -> str | None:
     if value is None or isinstance(value, str):
         return value
-    return orjson.dumps(value).decode()  # numbers keep their value; true/{} become text no check accepts
+    return orjson.dumps(
+        value
+    ).decode()  # numbers keep their value; true/{} become text no check accepts
 
 
 def _coerce_record(record: Any) -> dict[str, Any]:
@@ -126,7 +135,9 @@ def _coerce_record(record: Any) -> dict[str, Any]:
     coerced: dict[str, Any] = {}
     for section, names in RECORD_FIELDS.items():
         source = record if section is None else record.get(section)
-        values = {name: _as_text(source.get(name)) for name in names} if isinstance(source, dict) else {}
+        values = (
+            {name: _as_text(source.get(name)) for name in names} if isinstance(source, dict) else {}
+        )
         if section is None:
             coerced.update(values)
         else:
@@ -181,14 +192,18 @@ def _records_of_pages(locations: list[str], pages: pa.Table) -> pa.Table:
     provenance = pa.table(
         {
             "raw_location": pc.take(pa.array(locations, pa.string()), page_of_record),
-            "record_index": pc.subtract(pa.arange(0, len(page_of_record)), first_of_page).cast(pa.int32()),
+            "record_index": pc.subtract(pa.arange(0, len(page_of_record)), first_of_page).cast(
+                pa.int32()
+            ),
             "received_at": pc.take(parse_timestamps(pages.column("received_at")), page_of_record),
             "page_property_id": pc.take(pages.column("property_id"), page_of_record),
         }
     )
     records = pc.list_flatten(data)
     fields = pa.table(records.flatten(), names=[field.name for field in records.type]).flatten()
-    return pa.Table.from_arrays(provenance.columns + fields.columns, provenance.column_names + fields.column_names)
+    return pa.Table.from_arrays(
+        provenance.columns + fields.columns, provenance.column_names + fields.column_names
+    )
 
 
 def _read_pages_at_once(files: list[tuple[str, bytes]]) -> pa.Table:
@@ -199,7 +214,9 @@ def _read_pages_at_once(files: list[tuple[str, bytes]]) -> pa.Table:
     lines = [_one_line(body).strip() for _, body in files]
     options = pa_json.ParseOptions(explicit_schema=_JSON_PAGE, unexpected_field_behavior="ignore")
     # A block must hold a whole line (page); fewer, larger blocks also mean fewer Arrow tasks.
-    read_options = pa_json.ReadOptions(block_size=max(_MIN_JSON_BLOCK, *(len(line) + 1 for line in lines)))
+    read_options = pa_json.ReadOptions(
+        block_size=max(_MIN_JSON_BLOCK, *(len(line) + 1 for line in lines))
+    )
     # A BufferReader hands Arrow the bytes without copying them (a BytesIO copies every block).
     text = pa.BufferReader(b"\n".join(lines))
     pages = pa_json.read_json(text, read_options=read_options, parse_options=options)
@@ -221,11 +238,19 @@ def read_landed(files: Iterable[tuple[str, bytes]]) -> pa.Table:
     try:
         records = _read_pages_at_once(files)
     except pa.ArrowInvalid:
-        with ThreadPoolExecutor(max_workers=os.cpu_count()) as pool:  # pyarrow parses without the GIL
+        with ThreadPoolExecutor(
+            max_workers=os.cpu_count()
+        ) as pool:  # pyarrow parses without the GIL
             tables = list(pool.map(_read_page, files))
-        records = pa.concat_tables(tables).combine_chunks()  # one chunk: kernels slow down per chunk
+        records = pa.concat_tables(
+            tables
+        ).combine_chunks()  # one chunk: kernels slow down per chunk
     # Scanning the bytes spares scanning every text column when there is no NUL.
-    return _without_nul(records) if any(map(_holds_escaped_nul, (body for _, body in files))) else records
+    return (
+        _without_nul(records)
+        if any(map(_holds_escaped_nul, (body for _, body in files)))
+        else records
+    )
 
 
 def _holds_escaped_nul(body: bytes) -> bool:
@@ -239,7 +264,9 @@ def _without_nul(records: pa.Table) -> pa.Table:
     for index, name in enumerate(records.column_names):
         values = records[name]
         if pa.types.is_string(values.type) and pc.any(pc.match_substring(values, "\x00")).as_py():
-            records = records.set_column(index, name, pc.replace_substring(values, "\x00", "\ufffd"))
+            records = records.set_column(
+                index, name, pc.replace_substring(values, "\x00", "\ufffd")
+            )
     return records
 
 
@@ -247,7 +274,10 @@ def _without_nul(records: pa.Table) -> pa.Table:
 
 
 def _parse_text(
-    texts: pa.Array | pa.ChunkedArray, pattern: str, target: pa.DataType, parse_one: Callable[[str], Any]
+    texts: pa.Array | pa.ChunkedArray,
+    pattern: str,
+    target: pa.DataType,
+    parse_one: Callable[[str], Any],
 ) -> pa.Array:
     """``texts`` cast to ``target``; null where a text is null or malformed.
 
@@ -332,7 +362,11 @@ class RejectRule:
 
 # In order: a record failing several rules is rejected for the first.
 REJECT_RULES: tuple[RejectRule, ...] = (
-    RejectRule("missing_reservation_id", "reservation_id is missing or blank", lambda t: _blank(t["reservation_id"])),
+    RejectRule(
+        "missing_reservation_id",
+        "reservation_id is missing or blank",
+        lambda t: _blank(t["reservation_id"]),
+    ),
     # A booking's id hashes "hostpms|hotel|reservation": a "|" in the hotel would make it ambiguous.
     RejectRule(
         "invalid_property_id",
@@ -340,15 +374,27 @@ REJECT_RULES: tuple[RejectRule, ...] = (
         lambda t: pc.match_substring(t["hotel_id"], "|"),
     ),
     RejectRule("missing_updated_at", "updated_at is missing", _missing("updated_at")),
-    RejectRule("invalid_date", "updated_at is not an RFC 3339 timestamp", _unparsed("updated_at", "source_updated_at")),
+    RejectRule(
+        "invalid_date",
+        "updated_at is not an RFC 3339 timestamp",
+        _unparsed("updated_at", "source_updated_at"),
+    ),
     RejectRule("missing_dates", "dates.check_in is missing", _missing("dates.check_in")),
     RejectRule("missing_dates", "dates.check_out is missing", _missing("dates.check_out")),
-    RejectRule("invalid_date", "dates.check_in is not a YYYY-MM-DD date", _unparsed("dates.check_in", "check_in_date")),
     RejectRule(
-        "invalid_date", "dates.check_out is not a YYYY-MM-DD date", _unparsed("dates.check_out", "check_out_date")
+        "invalid_date",
+        "dates.check_in is not a YYYY-MM-DD date",
+        _unparsed("dates.check_in", "check_in_date"),
     ),
     RejectRule(
-        "invalid_date", "dates.created_at is not an RFC 3339 timestamp", _unparsed("dates.created_at", "booked_at")
+        "invalid_date",
+        "dates.check_out is not a YYYY-MM-DD date",
+        _unparsed("dates.check_out", "check_out_date"),
+    ),
+    RejectRule(
+        "invalid_date",
+        "dates.created_at is not an RFC 3339 timestamp",
+        _unparsed("dates.created_at", "booked_at"),
     ),
     RejectRule(
         "checkout_not_after_checkin",
@@ -358,10 +404,16 @@ REJECT_RULES: tuple[RejectRule, ...] = (
     RejectRule(
         "total_not_a_number",
         "pricing.total is missing or not a number",
-        lambda t: pc.invert(pc.fill_null(pc.match_substring_regex(t["pricing.total"], _DECIMAL_TEXT), False)),
+        lambda t: pc.invert(
+            pc.fill_null(pc.match_substring_regex(t["pricing.total"], _DECIMAL_TEXT), False)
+        ),
     ),
-    RejectRule("total_out_of_range", "pricing.total does not fit numeric(12,2)", _missing("total_amount")),
-    RejectRule("negative_total", "pricing.total is negative", lambda t: pc.less(t["total_amount"], 0)),
+    RejectRule(
+        "total_out_of_range", "pricing.total does not fit numeric(12,2)", _missing("total_amount")
+    ),
+    RejectRule(
+        "negative_total", "pricing.total is negative", lambda t: pc.less(t["total_amount"], 0)
+    ),
     RejectRule(
         "invalid_currency",
         "pricing.currency is not an ISO 4217 code",
@@ -394,14 +446,18 @@ def _messages(texts: pa.Array) -> list[bytes]:
 def _hex_strings(octets: np.ndarray, dashes: tuple[int, ...] = ()) -> pa.Array:
     """Each row of ``octets`` as lowercase hex, with ``-`` at the given text positions."""
     rows = len(octets)
-    digits = np.frombuffer(octets.tobytes().hex().encode(), np.uint8).reshape(rows, octets.shape[1] * 2)
+    digits = np.frombuffer(octets.tobytes().hex().encode(), np.uint8).reshape(
+        rows, octets.shape[1] * 2
+    )
     width = digits.shape[1] + len(dashes)
     if dashes:
         text = np.full((rows, width), ord("-"), np.uint8)
         text[:, [i for i in range(width) if i not in dashes]] = digits
         digits = text
     offsets = np.arange(0, (rows + 1) * width, width, dtype=np.int32)
-    return pa.Array.from_buffers(pa.string(), rows, [None, pa.py_buffer(offsets), pa.py_buffer(digits)])
+    return pa.Array.from_buffers(
+        pa.string(), rows, [None, pa.py_buffer(offsets), pa.py_buffer(digits)]
+    )
 
 
 def booking_id(hotel_id: str, external_id: str) -> str:
@@ -421,7 +477,9 @@ def _booking_ids(hotel_ids: pa.Array, external_ids: pa.Array) -> pa.Array:
 
 
 def _canonical_text(values: pa.Array) -> pa.Array:
-    if pa.types.is_timestamp(values.type):  # epoch microseconds: formatting with a time zone is slow
+    if pa.types.is_timestamp(
+        values.type
+    ):  # epoch microseconds: formatting with a time zone is slow
         values = values.cast(pa.int64())
     return values.cast(pa.string())
 
@@ -429,7 +487,9 @@ def _canonical_text(values: pa.Array) -> pa.Array:
 def _state_hashes(columns: dict[str, pa.Array]) -> pa.Array:
     """Hex BLAKE2b-128 of the state columns' canonical text, unit-separated, null as NUL."""
     texts = [_canonical_text(columns[name]) for name in STATE_COLUMNS]
-    canonical = pc.binary_join_element_wise(*texts, "\x1f", null_handling="replace", null_replacement="\x00")
+    canonical = pc.binary_join_element_wise(
+        *texts, "\x1f", null_handling="replace", null_replacement="\x00"
+    )
     blake2b = hashlib.blake2b
     octets = _octets([blake2b(text, digest_size=16).digest() for text in _messages(canonical)], 16)
     return _hex_strings(octets)
@@ -442,7 +502,9 @@ def _days(dates: pa.Array) -> pa.Array:
     return dates.cast(pa.int32())
 
 
-def _booking_columns(accepted: pa.Table, tables: MappingTables, synced_at: datetime) -> dict[str, pa.Array]:
+def _booking_columns(
+    accepted: pa.Table, tables: MappingTables, synced_at: datetime
+) -> dict[str, pa.Array]:
     rows = accepted.num_rows
     hotel_id = accepted["hotel_id"]
     booked_on = utc_dates(accepted["booked_at"])
@@ -465,7 +527,9 @@ def _booking_columns(accepted: pa.Table, tables: MappingTables, synced_at: datet
         ),
         "payment_method": accepted["payment_method"],
         "lead_time": pc.subtract(_days(accepted["check_in_date"]), _days(booked_on)),
-        "length_of_stay": pc.subtract(_days(accepted["check_out_date"]), _days(accepted["check_in_date"])),
+        "length_of_stay": pc.subtract(
+            _days(accepted["check_out_date"]), _days(accepted["check_in_date"])
+        ),
         "source_updated_at": accepted["source_updated_at"],
         "event_received_at": accepted["received_at"],
         "raw_location": accepted["raw_location"],
@@ -498,7 +562,9 @@ def _rejected_table(rejected: pa.Table, rules: pa.Array, rejected_at: datetime) 
             "raw_location": rejected["raw_location"],
             "record_index": rejected["record_index"],
             "source_updated_at": rejected["source_updated_at"],
-            "rejected_at": pa.repeat(pa.scalar(rejected_at.astimezone(UTC), TIMESTAMP), rejected.num_rows),
+            "rejected_at": pa.repeat(
+                pa.scalar(rejected_at.astimezone(UTC), TIMESTAMP), rejected.num_rows
+            ),
         },
         schema=REJECTED_SCHEMA,
     )
@@ -519,7 +585,9 @@ def _with_parsed_fields(raw: pa.Table) -> pa.Table:
     return raw
 
 
-def to_bookings(raw: pa.Table, tables: MappingTables, synced_at: datetime) -> tuple[pa.Table, pa.Table]:
+def to_bookings(
+    raw: pa.Table, tables: MappingTables, synced_at: datetime
+) -> tuple[pa.Table, pa.Table]:
     """Split :func:`read_landed` rows into (bookings, rejected); every row lands in exactly one.
 
     Bookings follow ``BOOKING_SCHEMA`` with ``version`` 1 (the store assigns real
@@ -530,8 +598,12 @@ def to_bookings(raw: pa.Table, tables: MappingTables, synced_at: datetime) -> tu
     passes = pc.is_null(failed_rule)
     accepted = working.filter(passes)
     columns = _booking_columns(accepted, tables, synced_at)
-    bookings = pa.table({name: columns[name] for name in BOOKING_SCHEMA.names}, schema=BOOKING_SCHEMA)
-    rejected = _rejected_table(working.filter(pc.invert(passes)), failed_rule.drop_null(), synced_at)
+    bookings = pa.table(
+        {name: columns[name] for name in BOOKING_SCHEMA.names}, schema=BOOKING_SCHEMA
+    )
+    rejected = _rejected_table(
+        working.filter(pc.invert(passes)), failed_rule.drop_null(), synced_at
+    )
     return bookings, rejected
 
 

@@ -36,11 +36,15 @@ def arrival_time(key: str) -> datetime:
     return datetime.strptime(stamp, KEY_TIMESTAMP_FORMAT).replace(tzinfo=UTC)
 
 
-def list_drops(store: ObjectStore, property_id: str, since: datetime | None) -> Iterator[ObjectInfo]:
+def list_drops(
+    store: ObjectStore, property_id: str, since: datetime | None
+) -> Iterator[ObjectInfo]:
     """Drops of reservation events for the property that arrived at or after ``since`` (all if None)."""
     for event in RESERVATION_EVENTS:
         prefix = webhook_prefix(property_id, event)
-        start_after = prefix + since.astimezone(UTC).strftime(KEY_TIMESTAMP_FORMAT) if since else None
+        start_after = (
+            prefix + since.astimezone(UTC).strftime(KEY_TIMESTAMP_FORMAT) if since else None
+        )
         yield from store.list(prefix, start_after=start_after)
 
 
@@ -66,12 +70,17 @@ def record_new_drops(
 
 
 def discover(
-    store: ObjectStore, conn: psycopg.Connection, property_ids: Iterable[str], since: datetime | None
+    store: ObjectStore,
+    conn: psycopg.Connection,
+    property_ids: Iterable[str],
+    since: datetime | None,
 ) -> dict[str, list[str]]:
     """New drops per property that arrived since ``since - LOOKBACK`` (everything when since is None)."""
     start = since - LOOKBACK if since else None
     return {
-        property_id: record_new_drops(store, conn, property_id, list_drops(store, property_id, start))
+        property_id: record_new_drops(
+            store, conn, property_id, list_drops(store, property_id, start)
+        )
         for property_id in property_ids
     }
 

@@ -43,7 +43,9 @@ def slack():
         received.append(await request.json())
         return JSONResponse({"ok": True})
 
-    with serve_app_in_background(Starlette(routes=[Route("/hook", hook, methods=["POST"])])) as port:
+    with serve_app_in_background(
+        Starlette(routes=[Route("/hook", hook, methods=["POST"])])
+    ) as port:
         yield f"http://127.0.0.1:{port}/hook", received
 
 
@@ -57,10 +59,15 @@ def test_sns_notifier_publishes_to_the_topic(moto_endpoint_url, monkeypatch):
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint_url)
     for name, value in TEST_ENV.items():
         monkeypatch.setenv(name, value)
-    sns, sqs = boto3.client("sns", region_name=TEST_REGION), boto3.client("sqs", region_name=TEST_REGION)
+    sns, sqs = (
+        boto3.client("sns", region_name=TEST_REGION),
+        boto3.client("sqs", region_name=TEST_REGION),
+    )
     topic = sns.create_topic(Name="hostpms-alerts")["TopicArn"]
     queue = sqs.create_queue(QueueName="alerts")["QueueUrl"]
-    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
     sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
     NotifierResource(sns_topic_arn=topic).notifier().notify(ALERT)
     (message,) = sqs.receive_message(QueueUrl=queue, WaitTimeSeconds=1)["Messages"]
@@ -77,8 +84,10 @@ def failing_resources(pg_url, pg_schema, tmp_path, running_simulator):
     postgres = PostgresResource(url=pg_url, db_schema=pg_schema)
     return {
         "hostpms": HostPMSResource(
-            base_url=running_simulator.base_url, client_id=SIMULATOR_CLIENT_ID,
-            client_secret="wrong-secret", postgres=postgres,
+            base_url=running_simulator.base_url,
+            client_id=SIMULATOR_CLIENT_ID,
+            client_secret="wrong-secret",
+            postgres=postgres,
         ),  # fmt: skip
         "raw_store": ObjectStoreResource(url=str(tmp_path / "raw")),
         "processed_store": ObjectStoreResource(url=str(tmp_path / "processed")),
@@ -97,7 +106,9 @@ def test_the_third_failure_in_a_row_is_critical(failing_resources, slack):
                 tags={PROPERTY_TAG: "PT-LIS-001"}, raise_on_error=False,
             )  # fmt: skip
             assert not run.success
-            failure = next(e for e in run.all_events if e.event_type == DagsterEventType.RUN_FAILURE)
+            failure = next(
+                e for e in run.all_events if e.event_type == DagsterEventType.RUN_FAILURE
+            )
             context = build_run_status_sensor_context(
                 sensor_name="hostpms_sync_failure_alert",
                 dagster_event=failure,
@@ -116,9 +127,15 @@ def test_sync_lag_over_two_hours_alerts_once_per_episode(pg_url, pg_schema, slac
     postgres = PostgresResource(url=pg_url, db_schema=pg_schema)
     resources = {"postgres": postgres, "notifier": NotifierResource(slack_webhook_url=url)}
     with postgres.connect() as conn:
-        for property_id, age in (("PT-LIS-001", timedelta(minutes=10)), ("PT-POR-002", timedelta(hours=3))):
+        for property_id, age in (
+            ("PT-LIS-001", timedelta(minutes=10)),
+            ("PT-POR-002", timedelta(hours=3)),
+        ):
             checkpoints.save_checkpoint(conn, property_id, "reservations", datetime.now(UTC), None)
-            conn.execute("UPDATE sync_checkpoints SET updated_at = now() - %s WHERE property_id = %s", (age, property_id))
+            conn.execute(
+                "UPDATE sync_checkpoints SET updated_at = now() - %s WHERE property_id = %s",
+                (age, property_id),
+            )
     with DagsterInstance.ephemeral() as instance:
         first = build_sensor_context(instance=instance, resources=resources)
         hostpms_sync_lag_alarm(first)

@@ -190,14 +190,22 @@ def test_the_rows_kept_for_the_export_are_the_rows_as_stored(pg_conn: psycopg.Co
     # Version, synced_at and event_received_at of replaced rows are computed, not read
     # back: each must come out as the UPDATE left it.
     received = T0 + timedelta(minutes=5)
-    upsert_bookings(pg_conn, table(booking(1), booking(2, event_received_at=received), booking(3), booking(4)))
+    upsert_bookings(
+        pg_conn, table(booking(1), booking(2, event_received_at=received), booking(3), booking(4))
+    )
     later = T0 + timedelta(hours=1)
     result = upsert_bookings(
         pg_conn,
         table(
-            booking(1, source_updated_at=later, state_hash="state-2", status="cancelled"),  # new state
-            booking(2, source_updated_at=later),  # same state, received_at missing: the stored one stays
-            booking(3, source_updated_at=T0 - timedelta(hours=1), state_hash="old"),  # stale: not written
+            booking(
+                1, source_updated_at=later, state_hash="state-2", status="cancelled"
+            ),  # new state
+            booking(
+                2, source_updated_at=later
+            ),  # same state, received_at missing: the stored one stays
+            booking(
+                3, source_updated_at=T0 - timedelta(hours=1), state_hash="old"
+            ),  # stale: not written
             booking(5),  # new booking
         ),
         keep_written=True,
@@ -238,7 +246,9 @@ def test_failing_batch_writes_nothing(pg_conn: psycopg.Connection) -> None:
     before = fetch_bookings(pg_conn)
     # A newer state PostgreSQL cannot store (text may not hold NUL) breaks the batch
     # at its last step, the update, after the new bookings were copied in.
-    changed = booking(1, guest_name="Ana\x00", state_hash="state-2", source_updated_at=T0 + timedelta(hours=1))
+    changed = booking(
+        1, guest_name="Ana\x00", state_hash="state-2", source_updated_at=T0 + timedelta(hours=1)
+    )
     broken = table(booking(5), changed, booking(6))
 
     with pytest.raises(psycopg.errors.CharacterNotInRepertoire):
@@ -252,7 +262,9 @@ def test_a_stored_booking_the_all_new_sample_missed_is_still_merged(
 ) -> None:
     upsert_bookings(pg_conn, table(booking(1)))
     monkeypatch.setattr(booking_store, "ALL_NEW_SAMPLE_SIZE", 1)  # samples only the first row
-    changed = booking(1, status="cancelled", state_hash="state-2", source_updated_at=T0 + timedelta(hours=1))
+    changed = booking(
+        1, status="cancelled", state_hash="state-2", source_updated_at=T0 + timedelta(hours=1)
+    )
 
     result = upsert_bookings(pg_conn, table(booking(2), changed, booking(3)), keep_written=True)
 
@@ -260,7 +272,9 @@ def test_a_stored_booking_the_all_new_sample_missed_is_still_merged(
     rows = stored(pg_conn)
     assert sorted(rows) == ["RSV-1", "RSV-2", "RSV-3"]
     assert (rows["RSV-1"]["status"], rows["RSV-1"]["version"]) == ("cancelled", 2)
-    assert result.written is not None and result.written.sort_by("id").equals(fetch_bookings(pg_conn).sort_by("id"))
+    assert result.written is not None and result.written.sort_by("id").equals(
+        fetch_bookings(pg_conn).sort_by("id")
+    )
 
 
 def test_a_first_load_that_fails_writes_nothing(pg_conn: psycopg.Connection) -> None:
@@ -490,7 +504,10 @@ def test_pending_files_in_chunks_end_as_one_batch(
 
     assert without(in_chunks, "version") == without(at_once, "version")
     assert sorted((row["external_id"], row["status_original"]) for row in at_once) == [
-        ("RSV-1", "check_in"), ("RSV-2", "confirmado"), ("RSV-3", "confirmado")]
+        ("RSV-1", "check_in"),
+        ("RSV-2", "confirmado"),
+        ("RSV-3", "confirmado"),
+    ]
     versions = {row["external_id"]: row["version"] for row in in_chunks}
     assert versions == {"RSV-1": 3, "RSV-2": 1, "RSV-3": 1}  # one version per chunk that changed it
 
@@ -502,13 +519,18 @@ def test_a_nul_character_from_hostpms_does_not_block_its_batch(
     record = reservation(reservation_id="RSV-\u0000-1", guest__name="Ana\u0000Silva")
     store = LocalObjectStore(tmp_path / "raw")
     location = store.put("hostpms/PT-LIS-001/polling/nul.json", page([record, reservation()]))
-    checkpoints.record_landed_file(pg_conn, location, "PT-LIS-001", "polling", "reservations", 2, T0)
+    checkpoints.record_landed_file(
+        pg_conn, location, "PT-LIS-001", "polling", "reservations", 2, T0
+    )
     pg_conn.commit()
 
     pipeline.process_pending(store, pg_conn, str(tmp_path / "processed"), load_mapping_tables())
 
     names = {row["external_id"]: row["guest_name"] for row in fetch_bookings(pg_conn).to_pylist()}
-    assert names == {"RSV-\ufffd-1": "Ana\ufffdSilva", TR2_BOOKING["external_id"]: TR2_BOOKING["guest_name"]}
+    assert names == {
+        "RSV-\ufffd-1": "Ana\ufffdSilva",
+        TR2_BOOKING["external_id"]: TR2_BOOKING["guest_name"],
+    }
     assert checkpoints.pending_files(pg_conn) == []
 
 
@@ -521,7 +543,13 @@ def test_a_failing_chunk_keeps_what_earlier_chunks_committed(
             record = reservation(reservation_id=f"RSV-{number}", updated_at="2024-03-15T14:00:00Z")
             location = store.put(f"hostpms/PT-LIS-001/polling/page-{number}.json", page([record]))
             checkpoints.record_landed_file(
-                conn, location, "PT-LIS-001", "polling", "reservations", 1, T0 + timedelta(seconds=number)
+                conn,
+                location,
+                "PT-LIS-001",
+                "polling",
+                "reservations",
+                1,
+                T0 + timedelta(seconds=number),
             )
     real_upsert, calls = pipeline.booking_store.upsert_bookings, []
 
@@ -534,7 +562,9 @@ def test_a_failing_chunk_keeps_what_earlier_chunks_committed(
     monkeypatch.setattr(pipeline.booking_store, "upsert_bookings", upsert_failing_second_time)
     # The crash leaves through the connection, which rolls back whatever was not committed.
     with pytest.raises(RuntimeError), database.connect(pg_url, pg_schema) as conn:
-        pipeline.process_pending(store, conn, str(tmp_path / "out"), load_mapping_tables(), files_per_chunk=2)
+        pipeline.process_pending(
+            store, conn, str(tmp_path / "out"), load_mapping_tables(), files_per_chunk=2
+        )
     with database.connect(pg_url, pg_schema) as conn:  # a new session sees only what was committed
         assert sorted(fetch_bookings(conn)["external_id"].to_pylist()) == ["RSV-0", "RSV-1"]
         assert len(checkpoints.pending_files(conn)) == 2

@@ -95,13 +95,20 @@ def test_ledger_lists_pending_files_in_landing_order(pg_conn: psycopg.Connection
     assert checkpoints.pending_files(pg_conn, kind="webhook") == ["w.json"]
 
 
-def test_a_record_budget_takes_the_oldest_files_and_at_least_one(pg_conn: psycopg.Connection) -> None:
-    for second, (location, records) in enumerate([("a.json", 300), ("b.json", 300), ("c.json", 300)]):
+def test_a_record_budget_takes_the_oldest_files_and_at_least_one(
+    pg_conn: psycopg.Connection,
+) -> None:
+    for second, (location, records) in enumerate(
+        [("a.json", 300), ("b.json", 300), ("c.json", 300)]
+    ):
         land(pg_conn, location, T0 + timedelta(seconds=second), record_count=records)
 
     assert checkpoints.pending_within_budget(pg_conn, 650) == (["a.json", "b.json"], 1)
     assert checkpoints.pending_within_budget(pg_conn, 600) == (["a.json", "b.json"], 1)
-    assert checkpoints.pending_within_budget(pg_conn, 100) == (["a.json"], 2)  # bigger than the budget
+    assert checkpoints.pending_within_budget(pg_conn, 100) == (
+        ["a.json"],
+        2,
+    )  # bigger than the budget
     assert checkpoints.pending_within_budget(pg_conn, None) == (["a.json", "b.json", "c.json"], 0)
 
 

@@ -56,8 +56,13 @@ def test_sync_polls_every_property_and_loads_postgres(environment, pg_url, pg_sc
     assert set(counts) == {"PT-LIS-001", "ES-MAD-001"} and all(counts.values())
 
 
-def test_sync_exits_non_zero_when_a_property_fails_and_still_syncs_the_others(environment, pg_url, pg_schema):
-    env = {**environment, "HOSTPMS_PROPERTY_IDS": "PT-XXX-404,PT-POR-002"}  # HostPMS knows no PT-XXX-404
+def test_sync_exits_non_zero_when_a_property_fails_and_still_syncs_the_others(
+    environment, pg_url, pg_schema
+):
+    env = {
+        **environment,
+        "HOSTPMS_PROPERTY_IDS": "PT-XXX-404,PT-POR-002",
+    }  # HostPMS knows no PT-XXX-404
     done = hostpms("sync", env=env)
     assert done.returncode == 1
     assert "PT-XXX-404" in done.stderr
@@ -76,7 +81,10 @@ def test_serve_webhooks_answers_health_checks(environment):
     try:
         response = _get_when_up(f"http://127.0.0.1:{port}/health")
         assert response.status_code == 200
-        unsigned = httpx.post(f"http://127.0.0.1:{port}/webhooks/hostpms/PT-LIS-001/reservation.updated", content=b"{}")
+        unsigned = httpx.post(
+            f"http://127.0.0.1:{port}/webhooks/hostpms/PT-LIS-001/reservation.updated",
+            content=b"{}",
+        )
         assert unsigned.status_code == 401
     finally:
         server.terminate()
@@ -87,7 +95,16 @@ def test_serve_webhooks_with_two_workers_writes_the_access_line_of_each_delivery
     # Worker processes are spawned: logging set up only in the parent would never reach them.
     port = _free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "hostpms_pipeline.cli", "serve-webhooks", "--port", str(port), "--workers", "2"],
+        [
+            sys.executable,
+            "-m",
+            "hostpms_pipeline.cli",
+            "serve-webhooks",
+            "--port",
+            str(port),
+            "--workers",
+            "2",
+        ],
         env={**environment, "HOSTPMS_WEBHOOK_SECRET": "whsec_test"},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -101,7 +118,9 @@ def test_serve_webhooks_with_two_workers_writes_the_access_line_of_each_delivery
         server.terminate()
         _, stderr = server.communicate(timeout=20)
 
-    access_lines = [line for line in stderr.splitlines() if line.startswith('{"message":"webhook delivery"')]
+    access_lines = [
+        line for line in stderr.splitlines() if line.startswith('{"message":"webhook delivery"')
+    ]
     assert len(access_lines) == 1
     assert '"outcome":"missing_signature"' in access_lines[0] and '"status":401' in access_lines[0]
 

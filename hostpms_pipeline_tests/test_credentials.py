@@ -28,7 +28,9 @@ def test_oauth_credentials_and_webhook_secrets_come_from_secrets_manager(secrets
     secrets_manager.create_secret(
         Name="hostpms/PT-LIS-001/webhook-secret", SecretString="whsec_new,whsec_old"
     )
-    provider = SecretProvider(Settings(use_secrets_manager=True, api_base_url="https://example.test/v3"))
+    provider = SecretProvider(
+        Settings(use_secrets_manager=True, api_base_url="https://example.test/v3")
+    )
     with caplog.at_level(logging.DEBUG):
         credentials = provider.oauth_credentials("PT-LIS-001")
         secrets = provider.webhook_secrets("PT-LIS-001")
@@ -39,7 +41,9 @@ def test_oauth_credentials_and_webhook_secrets_come_from_secrets_manager(secrets
 
 
 def test_a_missing_secret_is_a_clear_error(secrets_manager):
-    provider = SecretProvider(Settings(use_secrets_manager=True, api_base_url="https://example.test/v3"))
+    provider = SecretProvider(
+        Settings(use_secrets_manager=True, api_base_url="https://example.test/v3")
+    )
     with pytest.raises(MissingSecret, match="hostpms/ES-MAD-001/oauth-credentials"):
         provider.oauth_credentials("ES-MAD-001")
 
@@ -57,9 +61,13 @@ def test_settings_are_used_when_secrets_manager_is_off():
 
 
 def test_the_simulator_needs_no_configured_credentials_but_a_real_api_does():
-    assert SecretProvider(Settings()).oauth_credentials("PT-LIS-001").client_id == SIMULATOR_CLIENT_ID
+    assert (
+        SecretProvider(Settings()).oauth_credentials("PT-LIS-001").client_id == SIMULATOR_CLIENT_ID
+    )
     with pytest.raises(MissingSecret, match="HOSTPMS_CLIENT_ID"):
-        SecretProvider(Settings(api_base_url="https://api.hostpms.com/v3")).oauth_credentials("PT-LIS-001")
+        SecretProvider(Settings(api_base_url="https://api.hostpms.com/v3")).oauth_credentials(
+            "PT-LIS-001"
+        )
 
 
 def test_property_ids_are_read_comma_separated(monkeypatch):

@@ -125,7 +125,9 @@ class Environment:
         try:
             with self.connect() as conn:
                 target = processed_url or self.processed_url
-                pipeline.process_pending(self.raw, conn, target, TABLES, files_per_chunk=FILES_PER_CHUNK)
+                pipeline.process_pending(
+                    self.raw, conn, target, TABLES, files_per_chunk=FILES_PER_CHUNK
+                )
         except Exception as error:  # noqa: BLE001 - the outcome under test
             failures["etl"] = type(error)
         return failures
@@ -140,7 +142,9 @@ class Environment:
     def state(self) -> FinalState:
         with self.connect() as conn:
             bookings = booking_store.booking_keys(conn).to_pylist()
-            rejected = set(conn.execute("SELECT hotel_id, external_id, reason, detail FROM rejected_records"))
+            rejected = set(
+                conn.execute("SELECT hotel_id, external_id, reason, detail FROM rejected_records")
+            )
         return FinalState(bookings, rejected)
 
     def landed_files(self, property_id: str) -> list[str]:
@@ -177,7 +181,9 @@ def fault_free(pg_server_url, tmp_path_factory) -> FinalState:
         assert env.run() == {}
         env.finish()
         state = env.state()
-    assert state.rejected and any(row["version"] > 1 for row in state.bookings)  # a meaningful baseline
+    assert state.rejected and any(
+        row["version"] > 1 for row in state.bookings
+    )  # a meaningful baseline
     return state
 
 
@@ -230,7 +236,9 @@ def test_absorbed_fault(env, fault_free, fault):
     assert env.run(progress=arm(env, fault)) == {}
     assert env.simulator.state()["faults_pending"] == []  # the fault did fire
     if fault is ABSORBED["token_revoked_mid_sync"]:
-        assert env.simulator.tokens.issued == tokens_before + 2  # the first token and its replacement
+        assert (
+            env.simulator.tokens.issued == tokens_before + 2
+        )  # the first token and its replacement
     env.finish()
     assert env.state() == fault_free
     assert_never_over_the_rate_limit(env.simulator)
@@ -261,7 +269,9 @@ def test_fault_stopping_one_property(env, fault_free, fault, error):
 
 
 def test_records_changed_while_paging_are_not_missed(env, fault_free):
-    env.simulator.faults.change_while_paging(after_page=FAULT_AFTER_PAGES, collection="reservations")
+    env.simulator.faults.change_while_paging(
+        after_page=FAULT_AFTER_PAGES, collection="reservations"
+    )
     assert env.run() == {}
     touched = assert_bookings_hold_the_newest_versions(env)
     assert touched, "the records of the first pages changed while the pass went on"
@@ -278,7 +288,9 @@ def assert_bookings_hold_the_newest_versions(env: Environment) -> list[str]:
         stored = booking_store.fetch_bookings(conn).to_pylist()
     for booking in stored:
         timeline = env.simulator.dataset.timeline(booking["hotel_id"], "reservations")
-        assert booking["source_updated_at"] == timeline.current(booking["external_id"], now).updated_at
+        assert (
+            booking["source_updated_at"] == timeline.current(booking["external_id"], now).updated_at
+        )
     return [b["external_id"] for b in stored if b["source_updated_at"] == now]
 
 
@@ -320,7 +332,9 @@ def test_crash_after_landing_before_the_checkpoint(env, fault_free):
     landed_before_crash = env.landed_files(FIRST)
     assert len(landed_before_crash) == FAULT_AFTER_PAGES + 1
     with env.connect() as conn:  # the page landed but was never recorded in the ledger
-        recorded = conn.execute("SELECT count(*) FROM raw_files WHERE property_id = %s", (FIRST,)).fetchone()
+        recorded = conn.execute(
+            "SELECT count(*) FROM raw_files WHERE property_id = %s", (FIRST,)
+        ).fetchone()
     assert recorded == (FAULT_AFTER_PAGES,)
     env.finish()
     assert env.state() == fault_free
@@ -341,7 +355,9 @@ def test_crash_inside_the_postgres_load(env, fault_free, monkeypatch):
     monkeypatch.setattr(checkpoints, "mark_processed", mark_processed_crashing_once)
     assert env.run() == {"etl": Crash}
     with env.connect() as conn:
-        assert len(checkpoints.pending_files(conn)) > FILES_PER_CHUNK  # the failed chunk and later ones wait
+        assert (
+            len(checkpoints.pending_files(conn)) > FILES_PER_CHUNK
+        )  # the failed chunk and later ones wait
     env.finish()
     assert env.state() == fault_free
     assert_never_over_the_rate_limit(env.simulator)
@@ -350,7 +366,9 @@ def test_crash_inside_the_postgres_load(env, fault_free, monkeypatch):
 def test_crash_in_the_parquet_export(env, fault_free, tmp_path):
     blocked = tmp_path / "not-a-folder"
     blocked.write_text("a file where the processed bucket should be")
-    assert set(env.run(processed_url=str(blocked))) == {"etl"}  # PostgreSQL committed, Parquet failed
+    assert set(env.run(processed_url=str(blocked))) == {
+        "etl"
+    }  # PostgreSQL committed, Parquet failed
     env.finish()
     assert env.state() == fault_free
     with env.connect() as conn:

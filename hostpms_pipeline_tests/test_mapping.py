@@ -104,7 +104,12 @@ def test_normalise_key_strips_accents_case_and_extra_spaces():
 def test_override_file_extends_and_replaces_packaged_values(tmp_path: Path):
     override = tmp_path / "mapping.json"
     override.write_text(
-        json.dumps({"channel": {"Agência Online": "ota", "direto": "walk_in"}, "document_type": {"dni": "id_card"}}),
+        json.dumps(
+            {
+                "channel": {"Agência Online": "ota", "direto": "walk_in"},
+                "document_type": {"dni": "id_card"},
+            }
+        ),
         encoding="utf-8",
     )
     tables = load_mapping_tables(override)

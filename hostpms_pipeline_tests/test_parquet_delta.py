@@ -50,9 +50,13 @@ def test_a_run_merges_its_own_rows_and_rebuilds_a_day_a_booking_left(
     first_load(pg_conn, processed)
     moved_to = MARCH_1 + timedelta(days=20)
     with ParquetDelta() as delta:
-        pipeline.load_postgres(pg_conn, batch(newer(0, status="cancelled"), booking(10, booked_at=MARCH_1)), delta)
+        pipeline.load_postgres(
+            pg_conn, batch(newer(0, status="cancelled"), booking(10, booked_at=MARCH_1)), delta
+        )
         # The same booking again in a later chunk of the run, and one that changes day.
-        later = newer(0, status="no_show", source_updated_at=T0 + timedelta(hours=2), state_hash="state-3")
+        later = newer(
+            0, status="no_show", source_updated_at=T0 + timedelta(hours=2), state_hash="state-3"
+        )
         pipeline.load_postgres(pg_conn, batch(later, newer(1, booked_at=moved_to)), delta)
         exported = pipeline.export_parquet(pg_conn, processed, delta=delta)
 
@@ -89,7 +93,9 @@ def test_a_newer_row_already_exported_is_not_replaced_by_an_older_one(
     stored_older = table(older)
     pipeline.load_postgres(pg_conn, batch(newest))
     pipeline.export_parquet(pg_conn, processed)
-    parquet_store.merge_partitions(processed, stored_older, parquet_store.touched_partitions(stored_older))
+    parquet_store.merge_partitions(
+        processed, stored_older, parquet_store.touched_partitions(stored_older)
+    )
 
     assert_parquet_equals_postgres(pg_conn, processed)
 
@@ -112,7 +118,9 @@ def test_rows_kept_by_a_run_that_died_before_exporting_are_rebuilt_by_the_next(
     pg_conn.rollback()
 
 
-def test_merged_files_equal_files_rebuilt_from_postgres(pg_conn: psycopg.Connection, tmp_path: Path) -> None:
+def test_merged_files_equal_files_rebuilt_from_postgres(
+    pg_conn: psycopg.Connection, tmp_path: Path
+) -> None:
     merged, rebuilt = str(tmp_path / "merged"), str(tmp_path / "rebuilt")
     first_load(pg_conn, merged)
 
@@ -132,6 +140,8 @@ def test_merged_files_equal_files_rebuilt_from_postgres(pg_conn: psycopg.Connect
             pipeline.load_postgres(pg_conn, batch(*rows), delta)
             assert pipeline.export_parquet(pg_conn, merged, delta=delta).merged > 0
         everything = booking_store.fetch_bookings(pg_conn)
-        parquet_store.replace_partitions(rebuilt, everything, parquet_store.touched_partitions(everything))
+        parquet_store.replace_partitions(
+            rebuilt, everything, parquet_store.touched_partitions(everything)
+        )
         assert files(merged).keys() == files(rebuilt).keys()
         assert all(files(merged)[name].equals(table) for name, table in files(rebuilt).items())

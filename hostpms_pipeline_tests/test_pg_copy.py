@@ -68,7 +68,8 @@ def test_every_value_round_trips_exactly(pg_conn: psycopg.Connection, target: st
     copy_arrow(pg_conn, target, pa.Table.from_pylist(ROWS, schema=COLUMNS))
 
     expected = sorted(
-        [{name: row.get(name) for name in COLUMNS.names} for row in ROWS], key=lambda row: row["ordinal"]
+        [{name: row.get(name) for name in COLUMNS.names} for row in ROWS],
+        key=lambda row: row["ordinal"],
     )
     for row in expected:
         row["id"] = str(uuid.UUID(row["id"]))  # PostgreSQL writes uuids in lower case
@@ -109,6 +110,8 @@ def test_what_cannot_be_encoded_is_refused_before_sending(
 
 def test_uuid_bytes_decodes_sliced_and_upper_case_text() -> None:
     ids = [str(uuid.uuid4()) for _ in range(4)]
-    texts = pa.chunked_array([pa.array(ids[:2]), pa.array([ids[2].upper(), ids[3]]).slice(0)]).slice(1)
+    texts = pa.chunked_array(
+        [pa.array(ids[:2]), pa.array([ids[2].upper(), ids[3]]).slice(0)]
+    ).slice(1)
 
     assert uuid_bytes(texts).to_pylist() == [uuid.UUID(text).bytes for text in ids[1:]]

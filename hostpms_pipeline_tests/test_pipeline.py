@@ -59,7 +59,9 @@ def stored(resources):
 
 def visible_reservations(running_simulator, property_id):
     simulator = running_simulator.simulator
-    return simulator.dataset.timeline(property_id, "reservations").latest_keys(simulator.clock.now())
+    return simulator.dataset.timeline(property_id, "reservations").latest_keys(
+        simulator.clock.now()
+    )
 
 
 def failed_checks(result) -> list[str]:
@@ -79,7 +81,13 @@ def test_every_property_syncs_with_every_check_passing(resources, instance, runn
     assert failed_checks(result) == []
     keys = stored(resources)
     for property_id in get_settings().property_ids:
-        in_postgres = {k for k, h in zip(keys["external_id"].to_pylist(), keys["hotel_id"].to_pylist(), strict=True) if h == property_id}
+        in_postgres = {
+            k
+            for k, h in zip(
+                keys["external_id"].to_pylist(), keys["hotel_id"].to_pylist(), strict=True
+            )
+            if h == property_id
+        }
         assert in_postgres == set(visible_reservations(running_simulator, property_id))
     parquet = parquet_store.read_bookings(resources["processed_store"].url)
     assert pipeline.key_set(parquet) == pipeline.key_set(keys)
@@ -105,7 +113,9 @@ def test_a_change_at_hostpms_bumps_the_version_once(resources, instance, running
     simulator.change_records("ES-MAD-001", "reservations", changed)
     assert run(resources, instance, partition).success
     keys = stored(resources).to_pylist()
-    versions = {row["external_id"]: row["version"] for row in keys if row["hotel_id"] == "ES-MAD-001"}
+    versions = {
+        row["external_id"]: row["version"] for row in keys if row["hotel_id"] == "ES-MAD-001"
+    }
     assert all(versions[external_id] in (1, 2) for external_id in changed)
     assert sum(1 for v in versions.values() if v > 1) <= len(changed)
 
@@ -116,13 +126,23 @@ def test_the_parquet_step_merges_what_the_bookings_step_wrote(resources, instanc
     assert first.success
     exported = first.asset_materializations_for_node("hostpms__bookings_parquet")[0].metadata
     # Every day this run queued was merged from the rows it kept: none read back.
-    assert exported["partitions_merged_from_this_run"].value == exported["partitions_rewritten"].value > 0
+    assert (
+        exported["partitions_merged_from_this_run"].value
+        == exported["partitions_rewritten"].value
+        > 0
+    )
     with resources["postgres"].connect() as conn:
         in_postgres = booking_store.fetch_bookings(conn).sort_by("id")
-    assert parquet_store.read_bookings(resources["processed_store"].url).sort_by("id").equals(in_postgres)
+    assert (
+        parquet_store.read_bookings(resources["processed_store"].url)
+        .sort_by("id")
+        .equals(in_postgres)
+    )
 
 
-def test_backfill_of_one_past_month_loads_exactly_that_window(resources, instance, running_simulator):
+def test_backfill_of_one_past_month_loads_exactly_that_window(
+    resources, instance, running_simulator
+):
     now = running_simulator.simulator.clock.now()
     month = f"{now.year - 1}-{now.month:02d}-01"
     partition = MultiPartitionKey({PROPERTY_DIMENSION: "PT-POR-002", MONTH_DIMENSION: month})
@@ -162,7 +182,9 @@ def test_the_export_rewrites_in_bounded_groups_and_still_equals_postgres(resourc
         conn.commit()
         counts = booking_store.rows_per_day(conn, days)
         groups = list(pipeline._day_groups(counts, days, rows_per_group=20))
-        exported = pipeline.export_parquet(conn, resources["processed_store"].url, rows_per_group=20)
+        exported = pipeline.export_parquet(
+            conn, resources["processed_store"].url, rows_per_group=20
+        )
         in_postgres = booking_store.booking_keys(conn)
     assert len(groups) > 3
     assert all(sum(counts[day] for day in group) <= 20 or len(group) == 1 for group in groups)

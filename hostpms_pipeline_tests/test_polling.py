@@ -24,7 +24,9 @@ CREDENTIALS = Credentials(SIMULATOR_CLIENT_ID, SIMULATOR_CLIENT_SECRET)
 
 
 def make_client(base_url: str, page_limit: int = 100) -> HostPMSClient:
-    return HostPMSClient(base_url, CREDENTIALS, timeout=5, page_limit=page_limit, max_backoff_seconds=0.2)
+    return HostPMSClient(
+        base_url, CREDENTIALS, timeout=5, page_limit=page_limit, max_backoff_seconds=0.2
+    )
 
 
 def visible_ids(running) -> list[str]:
@@ -34,7 +36,9 @@ def visible_ids(running) -> list[str]:
 
 
 def all_records(client: HostPMSClient, **filters) -> list[dict]:
-    return [r for page in client.iter_pages(PROPERTY, "reservations", **filters) for r in page.records]
+    return [
+        r for page in client.iter_pages(PROPERTY, "reservations", **filters) for r in page.records
+    ]
 
 
 @pytest.fixture
@@ -77,7 +81,10 @@ def test_revoked_token_is_replaced_once_and_the_request_retried(running_simulato
 
 def test_token_is_refreshed_before_it_expires(simulator_config):
     short_lived = replace(simulator_config, token_lifetime_seconds=1.0)
-    with run_in_background(HostPMSSimulator(short_lived)) as running, make_client(running.base_url) as client:
+    with (
+        run_in_background(HostPMSSimulator(short_lived)) as running,
+        make_client(running.base_url) as client,
+    ):
         client.fetch_page(PROPERTY, "reservations", {"limit": 1})
         time.sleep(1.0)
         client.fetch_page(PROPERTY, "reservations", {"limit": 1})
@@ -95,7 +102,9 @@ def test_updated_since_and_before_select_a_window(running_simulator):
     assert all(contract.parse_timestamp(r["updated_at"]) >= middle for r in later)
 
 
-def test_landed_pages_follow_the_raw_layout_and_hold_the_records(running_simulator, tmp_path, connect):
+def test_landed_pages_follow_the_raw_layout_and_hold_the_records(
+    running_simulator, tmp_path, connect
+):
     store = LocalObjectStore(tmp_path / "raw")
     with make_client(running_simulator.base_url, page_limit=40) as client:
         result = sync_incremental(client, store, connect, PROPERTY)
@@ -103,7 +112,9 @@ def test_landed_pages_follow_the_raw_layout_and_hold_the_records(running_simulat
     keys = [info.key for info in store.list(f"hostpms/{PROPERTY}/polling/")]
     assert len(keys) == result.pages == -(-visible // 40)
     landed = [orjson.loads(store.get(key)) for key in keys]
-    assert all(page["property_id"] == PROPERTY and page["collection"] == "reservations" for page in landed)
+    assert all(
+        page["property_id"] == PROPERTY and page["collection"] == "reservations" for page in landed
+    )
     assert sum(len(page["data"]) for page in landed) == result.records == visible
     with connect() as conn:
         assert sorted(checkpoints.pending_files(conn, PROPERTY)) == sorted(result.locations)
@@ -148,7 +159,9 @@ def test_an_incremental_sync_fetches_only_what_changed(running_simulator, tmp_pa
         sync_incremental(client, store, connect, PROPERTY, overlap=timedelta(0))
         # An hour passes; three reservations change at HostPMS.
         simulator.advance_clock(3600)
-        ids = simulator.dataset.timeline(PROPERTY, "reservations").latest_keys(simulator.clock.now())[:3]
+        ids = simulator.dataset.timeline(PROPERTY, "reservations").latest_keys(
+            simulator.clock.now()
+        )[:3]
         simulator.change_records(PROPERTY, "reservations", ids)
         second = sync_incremental(client, store, connect, PROPERTY, overlap=timedelta(0))
     fetched = {
@@ -160,12 +173,16 @@ def test_an_incremental_sync_fetches_only_what_changed(running_simulator, tmp_pa
     assert len(fetched) < len(visible_ids(running_simulator)) / 2
 
 
-def test_pages_land_on_s3_with_server_side_encryption(running_simulator, s3_bucket_url, moto_endpoint_url, connect):
+def test_pages_land_on_s3_with_server_side_encryption(
+    running_simulator, s3_bucket_url, moto_endpoint_url, connect
+):
     store = open_store(s3_bucket_url)
     with make_client(running_simulator.base_url, page_limit=100) as client:
         result = sync_incremental(client, store, connect, PROPERTY)
     bucket = s3_bucket_url.removeprefix("s3://")
-    objects = s3_client(moto_endpoint_url).list_objects_v2(Bucket=bucket, Prefix=f"hostpms/{PROPERTY}/polling/")
+    objects = s3_client(moto_endpoint_url).list_objects_v2(
+        Bucket=bucket, Prefix=f"hostpms/{PROPERTY}/polling/"
+    )
     keys = [item["Key"] for item in objects["Contents"]]
     assert len(keys) == result.pages == 2
     head = s3_client(moto_endpoint_url).head_object(Bucket=bucket, Key=keys[0])

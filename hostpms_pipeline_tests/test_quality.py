@@ -54,7 +54,10 @@ def test_rule_passes_on_good_bookings(rule):
 BAD_CASES = [
     (quality.unique_key, table(booking(), booking())),
     (quality.required_fields, table(booking(currency=None))),
-    (quality.checkout_after_checkin, table(booking(check_out_date=date(2024, 3, 20), length_of_stay=0))),
+    (
+        quality.checkout_after_checkin,
+        table(booking(check_out_date=date(2024, 3, 20), length_of_stay=0)),
+    ),
     (quality.stay_and_lead_time_match_dates, table(booking(length_of_stay=4))),
     (quality.stay_and_lead_time_match_dates, table(booking(lead_time=20))),
     (quality.currency_is_iso_4217, table(booking(currency="EU"))),
@@ -79,12 +82,17 @@ def test_unknown_values_are_counted_by_field_and_original_value():
         booking(id="c", external_id="RSV-3", channel="unknown", channel_original="telefone"),
     )
     outcome = quality.mapped_values_known(bad)
-    assert outcome.metadata["unknown_values"] == {"status": {"pendente": 2}, "channel": {"telefone": 1}}
+    assert outcome.metadata["unknown_values"] == {
+        "status": {"pendente": 2},
+        "channel": {"telefone": 1},
+    }
 
 
 def test_iva_accepts_spanish_rate_included_in_total():
     # 110.00 with 10% IVA included: 10.00 of it is tax.
-    spanish = table(booking(hotel_id="ES-MAD-001", total_amount=Decimal("110.00"), iva_amount=Decimal("10.00")))
+    spanish = table(
+        booking(hotel_id="ES-MAD-001", total_amount=Decimal("110.00"), iva_amount=Decimal("10.00"))
+    )
     assert quality.iva_consistent_with_country(spanish).passed
     portuguese_rate_in_spain = table(
         booking(hotel_id="ES-MAD-001", total_amount=Decimal("100.00"), iva_amount=Decimal("6.00"))
@@ -97,7 +105,9 @@ def test_webhook_lag_check_fails_past_30_seconds_and_ignores_polled_rows():
 
     loaded_at = datetime(2026, 11, 24, 12, 0, 40, tzinfo=UTC)
     received = datetime(2026, 11, 24, 12, 0, 0, tzinfo=UTC)
-    polled = booking(raw_location="raw/hostpms/PT-LIS-001/polling/x.json", event_received_at=received)
+    polled = booking(
+        raw_location="raw/hostpms/PT-LIS-001/polling/x.json", event_received_at=received
+    )
     late = booking(id="b", external_id="RSV-2", raw_location="raw/hostpms/PT-LIS-001/webhooks/e/x.json",
                    event_received_at=received)  # fmt: skip
     assert evaluate_webhook_lag(table(polled), loaded_at).passed

@@ -46,7 +46,9 @@ def test_processes_sharing_the_database_get_distinct_evenly_spaced_slots(pg_url,
     assert len(set(slots)) == 60
     assert_evenly_spaced(slots, LIMIT.spacing_seconds)
     # 60 requests at 100/min with the margin span more than 60 × 0.6 s: never a burst.
-    assert max(slots) - min(slots) >= timedelta(seconds=59 * LIMIT.spacing_seconds) - ONE_MICROSECOND
+    assert (
+        max(slots) - min(slots) >= timedelta(seconds=59 * LIMIT.spacing_seconds) - ONE_MICROSECOND
+    )
 
 
 def test_endpoints_and_clients_have_their_own_schedules(connect):
@@ -54,7 +56,9 @@ def test_endpoints_and_clients_have_their_own_schedules(connect):
     first = limiter.claim("client", "reservations")
     assert limiter.claim("client", "guests").wait_seconds < LIMIT.spacing_seconds / 2
     assert limiter.claim("other-client", "reservations").wait_seconds < LIMIT.spacing_seconds / 2
-    assert limiter.claim("client", "reservations").at - first.at == timedelta(seconds=LIMIT.spacing_seconds)
+    assert limiter.claim("client", "reservations").at - first.at == timedelta(
+        seconds=LIMIT.spacing_seconds
+    )
 
 
 def test_an_idle_schedule_does_not_save_up_a_burst(connect):
@@ -105,7 +109,10 @@ def test_every_request_sent_is_paced_the_retry_after_a_401_included(running_simu
         running_simulator.simulator.revoke_tokens()
         client.fetch_page("PT-LIS-001", "guests", {"limit": 10})
     # The token requests are not paced; the request refused with 401 and its retry are.
-    assert limiter.acquired == [(SIMULATOR_CLIENT_ID, "reservations")] + [(SIMULATOR_CLIENT_ID, "guests")] * 2
+    assert (
+        limiter.acquired
+        == [(SIMULATOR_CLIENT_ID, "reservations")] + [(SIMULATOR_CLIENT_ID, "guests")] * 2
+    )
 
 
 def refused_requests(simulator: HostPMSSimulator) -> int:
@@ -119,8 +126,12 @@ def test_concurrent_syncs_sharing_the_schedule_never_hit_the_limit(simulator_con
 
         def page_through(property_id: str) -> int:
             limiter = PostgresRateLimiter(connect, limit)
-            with HostPMSClient(running.base_url, CREDENTIALS, page_limit=15, limiter=limiter) as client:
-                return sum(len(page.records) for page in client.iter_pages(property_id, "reservations"))
+            with HostPMSClient(
+                running.base_url, CREDENTIALS, page_limit=15, limiter=limiter
+            ) as client:
+                return sum(
+                    len(page.records) for page in client.iter_pages(property_id, "reservations")
+                )
 
         with ThreadPoolExecutor(2) as pool:
             counts = list(pool.map(page_through, ["PT-LIS-001", "ES-MAD-001"]))
@@ -138,4 +149,3 @@ def test_without_a_limiter_the_headers_alone_keep_one_client_within_budget(simul
             pages = list(client.iter_pages("PT-LIS-001", "reservations"))
         assert len(pages) > 4  # more than one window's budget
         assert refused_requests(running.simulator) == 0
-

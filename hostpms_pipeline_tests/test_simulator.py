@@ -152,8 +152,13 @@ def test_updated_since_is_inclusive_and_updated_before_exclusive(api: httpx.Clie
 
 @pytest.mark.parametrize(
     ("params", "status"),
-    [({"limit": 0}, 400), ({"limit": 501}, 400), ({"limit": "ten"}, 400),
-     ({"cursor": "not-a-cursor"}, 400), ({"updated_since": "yesterday"}, 400)],
+    [
+        ({"limit": 0}, 400),
+        ({"limit": 501}, 400),
+        ({"limit": "ten"}, 400),
+        ({"cursor": "not-a-cursor"}, 400),
+        ({"updated_since": "yesterday"}, 400),
+    ],
 )
 def test_invalid_parameters_are_refused(api: httpx.Client, params: dict, status: int) -> None:
     response = api.get(contract.collection_path("PT-LIS-001", "reservations"), params=params)
@@ -185,7 +190,13 @@ def test_rate_limit_per_client_and_endpoint(simulator_config: SimulatorConfig) -
         path = contract.collection_path("PT-LIS-001", "reservations")
         answers = [client.get(path, params={"limit": 1}) for _ in range(6)]
         assert [r.status_code for r in answers] == [200] * 5 + [429]
-        assert [r.headers[contract.HEADER_RATE_REMAINING] for r in answers[:5]] == ["4", "3", "2", "1", "0"]
+        assert [r.headers[contract.HEADER_RATE_REMAINING] for r in answers[:5]] == [
+            "4",
+            "3",
+            "2",
+            "1",
+            "0",
+        ]
         assert all(r.headers[contract.HEADER_RATE_LIMIT] == "5" for r in answers)
         reset = int(answers[0].headers[contract.HEADER_RATE_RESET])
         assert 0 < reset - time.time() <= 3600
@@ -218,13 +229,17 @@ def test_queued_status_faults_then_normal_answers(
     assert api.get(reservations).status_code == 200
 
 
-def test_faults_can_be_armed_over_http(frozen_simulator: RunningSimulator, api: httpx.Client) -> None:
+def test_faults_can_be_armed_over_http(
+    frozen_simulator: RunningSimulator, api: httpx.Client
+) -> None:
     armed = httpx.post(
         frozen_simulator.admin_url + "/faults",
         json={"kind": "status", "status": 429, "retry_after": 3, "collection": "payments"},
     )
     assert armed.status_code == 201
-    assert httpx.post(frozen_simulator.admin_url + "/faults", json={"kind": "nope"}).status_code == 400
+    assert (
+        httpx.post(frozen_simulator.admin_url + "/faults", json={"kind": "nope"}).status_code == 400
+    )
     limited = api.get(contract.collection_path("PT-LIS-001", "payments"))
     assert (limited.status_code, limited.headers[contract.HEADER_RETRY_AFTER]) == (429, "3")
     httpx.post(frozen_simulator.admin_url + "/faults", json={"kind": "malformed"})
@@ -241,7 +256,9 @@ def test_dropped_connection_is_a_protocol_error(
     assert api.get(contract.collection_path("PT-LIS-001", "rooms")).status_code == 200
 
 
-def test_malformed_body_comes_with_200(frozen_simulator: RunningSimulator, api: httpx.Client) -> None:
+def test_malformed_body_comes_with_200(
+    frozen_simulator: RunningSimulator, api: httpx.Client
+) -> None:
     frozen_simulator.simulator.faults.malformed_body()
     response = api.get(contract.collection_path("PT-LIS-001", "rooms"))
     assert response.status_code == 200
@@ -282,13 +299,17 @@ class Receiver:
         self.stall_seconds = stall_seconds
         self.received: list[tuple[str, dict[str, str], bytes]] = []
         self._lock = threading.Lock()
-        self.app = Starlette(routes=[Route("/hooks/{property_id}/{event}", self.handle, methods=["POST"])])
+        self.app = Starlette(
+            routes=[Route("/hooks/{property_id}/{event}", self.handle, methods=["POST"])]
+        )
 
     async def handle(self, request: Request) -> Response:
         body = await request.body()
         with self._lock:
             self.received.append((request.url.path, dict(request.headers), body))
-            seen = sum(orjson.loads(b)["id"] == orjson.loads(body)["id"] for _, _, b in self.received)
+            seen = sum(
+                orjson.loads(b)["id"] == orjson.loads(body)["id"] for _, _, b in self.received
+            )
         if seen > self.failures:
             return Response(status_code=204)
         if self.stall_seconds:
@@ -305,7 +326,9 @@ def delivered(simulator: HostPMSSimulator) -> list[dict[str, Any]]:
     return [a for a in simulator.state()["webhook_attempts"] if a["outcome"] == "delivered"]
 
 
-def subscribe(client: httpx.Client, url: str, property_id: str, events: list[str]) -> dict[str, str]:
+def subscribe(
+    client: httpx.Client, url: str, property_id: str, events: list[str]
+) -> dict[str, str]:
     response = client.post(
         contract.SUBSCRIBE_PATH, json={"property_id": property_id, "url": url, "events": events}
     )
@@ -318,11 +341,14 @@ def test_webhook_is_signed_and_retried_until_accepted(
 ) -> None:
     receiver = Receiver(failures=2)
     with serve_app_in_background(receiver.app) as port:
-        subscription = subscribe(api, f"http://127.0.0.1:{port}/hooks", "PT-LIS-001",
-                                 ["reservation.updated"])
+        subscription = subscribe(
+            api, f"http://127.0.0.1:{port}/hooks", "PT-LIS-001", ["reservation.updated"]
+        )
         assert subscription["secret"].startswith(contract.WEBHOOK_SECRET_PREFIX)
-        emitted = httpx.post(frozen_simulator.admin_url + "/events",
-                             json={"property_id": "PT-LIS-001", "type": "reservation.updated"})
+        emitted = httpx.post(
+            frozen_simulator.admin_url + "/events",
+            json={"property_id": "PT-LIS-001", "type": "reservation.updated"},
+        )
         assert emitted.status_code == 202
         wait_for(lambda: len(delivered(frozen_simulator.simulator)) == 1)
     path, headers, body = receiver.received[-1]
@@ -408,8 +434,10 @@ def _id_field(event_type: str) -> str:
 
 
 def test_subscribe_refuses_unknown_events(api: httpx.Client) -> None:
-    response = api.post(contract.SUBSCRIBE_PATH,
-                        json={"property_id": "PT-LIS-001", "url": "http://x", "events": ["nope"]})
+    response = api.post(
+        contract.SUBSCRIBE_PATH,
+        json={"property_id": "PT-LIS-001", "url": "http://x", "events": ["nope"]},
+    )
     assert response.status_code == 400
 
 
@@ -418,9 +446,15 @@ def test_subscribe_refuses_unknown_events(api: httpx.Client) -> None:
 
 def test_same_config_serves_identical_data(simulator_config: SimulatorConfig) -> None:
     def snapshot(config: SimulatorConfig) -> list[list[dict[str, Any]]]:
-        with run_in_background(HostPMSSimulator(config)) as running, authed_client(running) as client:
-            return [fetch_all(client, pid, c, limit=500)
-                    for pid in config.property_ids for c in contract.COLLECTIONS]
+        with (
+            run_in_background(HostPMSSimulator(config)) as running,
+            authed_client(running) as client,
+        ):
+            return [
+                fetch_all(client, pid, c, limit=500)
+                for pid in config.property_ids
+                for c in contract.COLLECTIONS
+            ]
 
     config = frozen(simulator_config)
     assert snapshot(config) == snapshot(config)
@@ -429,8 +463,9 @@ def test_same_config_serves_identical_data(simulator_config: SimulatorConfig) ->
 
 def test_tax_ids_carry_valid_check_digits(api: httpx.Client) -> None:
     assert nif_check_digit("12345678") == "9"  # the contract's sample NIF 123456789
-    guests = [g for pid in ("PT-LIS-001", "ES-MAD-001")
-              for g in fetch_all(api, pid, "guests", limit=500)]
+    guests = [
+        g for pid in ("PT-LIS-001", "ES-MAD-001") for g in fetch_all(api, pid, "guests", limit=500)
+    ]
     portuguese = [g["nif"] for g in guests if g["country"] == "PT"]
     spanish = [g["nif"] for g in guests if g["nif"] and g["country"] != "PT"]
     assert portuguese and spanish
@@ -438,8 +473,9 @@ def test_tax_ids_carry_valid_check_digits(api: httpx.Client) -> None:
     assert all(dni_or_nie_is_valid(nif) for nif in spanish)
 
 
-@pytest.mark.parametrize(("property_id", "country", "iva_rate"),
-                         [("PT-LIS-001", "PT", 0.06), ("ES-MAD-001", "ES", 0.10)])
+@pytest.mark.parametrize(
+    ("property_id", "country", "iva_rate"), [("PT-LIS-001", "PT", 0.06), ("ES-MAD-001", "ES", 0.10)]
+)
 def test_reservations_are_consistent_and_in_the_local_language(
     api: httpx.Client, property_id: str, country: str, iva_rate: float
 ) -> None:
@@ -450,7 +486,9 @@ def test_reservations_are_consistent_and_in_the_local_language(
     for reservation in reservations:
         contract.Reservation.model_validate(reservation)
         pricing = reservation["pricing"]
-        assert pricing["iva"] == pytest.approx(pricing["total"] * iva_rate / (1 + iva_rate), abs=0.01)
+        assert pricing["iva"] == pytest.approx(
+            pricing["total"] * iva_rate / (1 + iva_rate), abs=0.01
+        )
         assert words.tourist_tax_field in pricing
         assert reservation["status"] in words.reservation_status.values()
         assert reservation["channel"] in words.channel.values()

@@ -31,11 +31,26 @@ RECEIVED_AT = "2024-03-15T14:00:01.250000Z"
 TR2_RESERVATION: dict[str, Any] = {
     "reservation_id": "RSV-12345",
     "property_id": "PT-LIS-001",
-    "guest": {"name": "João Silva", "email": "joao.silva@example.pt", "phone": "+351912345678",
-              "country": "PT", "nif": "123456789"},
+    "guest": {
+        "name": "João Silva",
+        "email": "joao.silva@example.pt",
+        "phone": "+351912345678",
+        "country": "PT",
+        "nif": "123456789",
+    },
     "room": {"type": "Quarto Duplo", "number": "201", "floor": 2},
-    "dates": {"check_in": "2024-03-20", "check_out": "2024-03-25", "created_at": "2024-03-01T10:30:00Z"},
-    "pricing": {"total": 450.00, "currency": "EUR", "rate_plan": "Flexível", "iva": 103.50, "taxa_turistica": 10.00},
+    "dates": {
+        "check_in": "2024-03-20",
+        "check_out": "2024-03-25",
+        "created_at": "2024-03-01T10:30:00Z",
+    },
+    "pricing": {
+        "total": 450.00,
+        "currency": "EUR",
+        "rate_plan": "Flexível",
+        "iva": 103.50,
+        "taxa_turistica": 10.00,
+    },
     "status": "confirmado",
     "channel": "booking_com",
     "payment_method": "credit_card",
@@ -86,13 +101,24 @@ def reservation(**changes: Any) -> dict[str, Any]:
 
 
 def page(records: list[Any], property_id: str = "PT-LIS-001", **envelope: Any) -> bytes:
-    body = {"kind": "polling", "source": "hostpms", "property_id": property_id, "collection": "reservations",
-            "received_at": RECEIVED_AT, "request": {}, "next_cursor": None, "data": records, **envelope}
+    body = {
+        "kind": "polling",
+        "source": "hostpms",
+        "property_id": property_id,
+        "collection": "reservations",
+        "received_at": RECEIVED_AT,
+        "request": {},
+        "next_cursor": None,
+        "data": records,
+        **envelope,
+    }
     return orjson.dumps(body)
 
 
 def transform(*pages: bytes) -> tuple[pa.Table, pa.Table]:
-    files = [(f"hostpms/PT-LIS-001/polling/page-{i}.json", body) for i, body in enumerate(pages, start=1)]
+    files = [
+        (f"hostpms/PT-LIS-001/polling/page-{i}.json", body) for i, body in enumerate(pages, start=1)
+    ]
     return to_bookings(read_landed(files), load_mapping_tables(), SYNCED_AT)
 
 
@@ -110,16 +136,32 @@ def test_tr2_sample_maps_to_the_tr2_unified_sample():
     assert booking["id"] == str(uuid.uuid5(BOOKING_ID_NAMESPACE, "hostpms|PT-LIS-001|RSV-12345"))
     assert booking["synced_at"] == SYNCED_AT
     assert len(booking["state_hash"]) == 32
-    assert {k: v for k, v in booking.items() if k not in {"id", "synced_at", "state_hash"}} == TR2_BOOKING
+    assert {
+        k: v for k, v in booking.items() if k not in {"id", "synced_at", "state_hash"}
+    } == TR2_BOOKING
 
 
 def test_spanish_reservation_uses_tasa_turistica_and_spanish_values():
-    record = reservation(property_id="ES-MAD-001", room__type="Habitacion Doble", status="CONFIRMADA",
-                         channel="directo", pricing={"total": 300, "currency": "EUR", "rate_plan": "No Reembolsable",
-                                                     "iva": 27.27, "tasa_turistica": 2.5})
+    record = reservation(
+        property_id="ES-MAD-001",
+        room__type="Habitacion Doble",
+        status="CONFIRMADA",
+        channel="directo",
+        pricing={
+            "total": 300,
+            "currency": "EUR",
+            "rate_plan": "No Reembolsable",
+            "iva": 27.27,
+            "tasa_turistica": 2.5,
+        },
+    )
     booking = one_booking(record)
     assert (booking["room_type"], booking["status"], booking["channel"], booking["rate_plan"]) == (
-        "Double Room", "confirmed", "direct", "non_refundable")
+        "Double Room",
+        "confirmed",
+        "direct",
+        "non_refundable",
+    )
     assert booking["tourist_tax_amount"] == Decimal("2.50")
     assert booking["hotel_id"] == "ES-MAD-001"
 
@@ -171,7 +213,10 @@ REJECTS = [
     ("invalid_date", reservation(dates__check_out="2024-02-30")),
     ("invalid_date", reservation(dates__created_at="01/03/2024")),
     ("checkout_not_after_checkin", reservation(dates__check_out="2024-03-19")),
-    ("checkout_not_after_checkin", reservation(dates__check_out="2024-03-20")),  # same day: no night
+    (
+        "checkout_not_after_checkin",
+        reservation(dates__check_out="2024-03-20"),
+    ),  # same day: no night
     ("total_not_a_number", reservation(pricing__total="quatrocentos")),
     ("total_not_a_number", reservation(pricing__total=None)),
     ("total_not_a_number", reservation(pricing__total=True)),
@@ -193,7 +238,10 @@ def test_each_reject_reason(reason, record):
     (row,) = rejected.to_pylist()
     assert row["reason"] == reason
     assert (row["raw_location"], row["record_index"], row["hotel_id"]) == (
-        "hostpms/PT-LIS-001/polling/page-1.json", 1, "PT-LIS-001")
+        "hostpms/PT-LIS-001/polling/page-1.json",
+        1,
+        "PT-LIS-001",
+    )
     assert row["rejected_at"] == SYNCED_AT
 
 
@@ -214,16 +262,24 @@ def test_every_raw_row_lands_in_exactly_one_output():
 
 def test_read_landed_tolerates_pretty_printed_pages_and_webhook_events():
     pretty = orjson.dumps(orjson.loads(page([TR2_RESERVATION])), option=orjson.OPT_INDENT_2) + b"\n"
-    webhook = page([reservation(status="cancelado")], kind="webhook", event_id="evt_1",
-                   event_type="reservation.cancelled")
+    webhook = page(
+        [reservation(status="cancelado")],
+        kind="webhook",
+        event_id="evt_1",
+        event_type="reservation.cancelled",
+    )
     raw = read_landed([("pretty.json", pretty), ("webhook.json", webhook)])
     assert raw.column("raw_location").to_pylist() == ["pretty.json", "webhook.json"]
     assert raw.column("status").to_pylist() == ["confirmado", "cancelado"]
-    assert raw.column("received_at")[0].as_py() == datetime(2024, 3, 15, 14, 0, 1, 250000, tzinfo=UTC)
+    assert raw.column("received_at")[0].as_py() == datetime(
+        2024, 3, 15, 14, 0, 1, 250000, tzinfo=UTC
+    )
 
 
 def test_read_landed_numbers_records_within_each_file():
-    raw = read_landed([("a.json", page([TR2_RESERVATION] * 3)), ("b.json", page([TR2_RESERVATION] * 2))])
+    raw = read_landed(
+        [("a.json", page([TR2_RESERVATION] * 3)), ("b.json", page([TR2_RESERVATION] * 2))]
+    )
     assert raw.column("record_index").to_pylist() == [0, 1, 2, 0, 1]
 
 
@@ -240,15 +296,21 @@ def test_a_file_that_is_not_a_page_is_an_error():
 
 def versions(*updates: tuple[str, str, str]) -> list[bytes]:
     """One page per (updated_at, status, received_at)."""
-    return [page([reservation(updated_at=updated, status=status)], received_at=received)
-            for updated, status, received in updates]
+    return [
+        page([reservation(updated_at=updated, status=status)], received_at=received)
+        for updated, status, received in updates
+    ]
 
 
 def test_deduplicate_keeps_the_latest_state_even_out_of_order():
     pages = versions(
         ("2024-03-15T14:00:00Z", "confirmado", "2024-03-15T14:00:01Z"),
         ("2024-03-18T09:00:00Z", "check_in", "2024-03-18T09:00:02Z"),
-        ("2024-03-16T10:00:00Z", "cancelado", "2024-03-19T00:00:00Z"),  # older state, delivered late
+        (
+            "2024-03-16T10:00:00Z",
+            "cancelado",
+            "2024-03-19T00:00:00Z",
+        ),  # older state, delivered late
         ("2024-03-18T09:00:00Z", "check_in", "2024-03-18T09:05:00Z"),  # replayed webhook
     )
     bookings, _ = transform(*pages, page([reservation(reservation_id="RSV-2")]))
@@ -256,7 +318,9 @@ def test_deduplicate_keeps_the_latest_state_even_out_of_order():
     assert len(unique) == 2
     latest = next(row for row in unique if row["external_id"] == "RSV-12345")
     assert latest["status"] == "checked_in"
-    assert latest["event_received_at"] == datetime(2024, 3, 18, 9, 5, tzinfo=UTC)  # tie: later receipt
+    assert latest["event_received_at"] == datetime(
+        2024, 3, 18, 9, 5, tzinfo=UTC
+    )  # tie: later receipt
 
 
 def test_deduplicate_is_independent_of_input_order():
@@ -268,7 +332,9 @@ def test_deduplicate_is_independent_of_input_order():
     files = [(f"page-{i}.json", body) for i, body in enumerate(pages)]
 
     def latest(ordered_files: list[tuple[str, bytes]]) -> pa.Table:
-        return deduplicate(to_bookings(read_landed(ordered_files), load_mapping_tables(), SYNCED_AT)[0])
+        return deduplicate(
+            to_bookings(read_landed(ordered_files), load_mapping_tables(), SYNCED_AT)[0]
+        )
 
     forward, backward = latest(files), latest(files[::-1])
     assert forward.num_rows == 1
@@ -285,20 +351,31 @@ def test_same_key_in_another_hotel_is_another_booking():
 
 def test_booking_id_is_uuid5_of_the_natural_key():
     assert booking_id("PT-LIS-001", "RSV-12345") == str(
-        uuid.uuid5(BOOKING_ID_NAMESPACE, "hostpms|PT-LIS-001|RSV-12345"))
+        uuid.uuid5(BOOKING_ID_NAMESPACE, "hostpms|PT-LIS-001|RSV-12345")
+    )
 
 
 def test_ids_and_state_hashes_are_identical_in_another_process():
-    bookings, _ = transform(page([TR2_RESERVATION, reservation(reservation_id="RSV-9", status="cancelado")]))
+    bookings, _ = transform(
+        page([TR2_RESERVATION, reservation(reservation_id="RSV-9", status="cancelado")])
+    )
     script = (
         "import sys; sys.path.insert(0, '.');"
         "from hostpms_pipeline_tests.test_transform import TR2_RESERVATION, reservation, page, transform;"
         "b, _ = transform(page([TR2_RESERVATION, reservation(reservation_id='RSV-9', status='cancelado')]));"
         "print(*b.column('id').to_pylist(), *b.column('state_hash').to_pylist())"
     )
-    other = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
-                           env={"PYTHONHASHSEED": "12345"})
-    assert other.stdout.split() == bookings.column("id").to_pylist() + bookings.column("state_hash").to_pylist()
+    other = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PYTHONHASHSEED": "12345"},
+    )
+    assert (
+        other.stdout.split()
+        == bookings.column("id").to_pylist() + bookings.column("state_hash").to_pylist()
+    )
 
 
 def test_state_hash_changes_with_state_only():
@@ -313,7 +390,13 @@ def test_a_page_with_an_ill_typed_value_is_read_with_the_others():
     good = page([reservation(reservation_id="RSV-1"), reservation(reservation_id="RSV-2")])
     odd = page([reservation(reservation_id="RSV-3", pricing__total={"amount": 1})])
     raw = read_landed([("a.json", good), ("b.json", odd), ("c.json", good)])
-    assert raw.column("raw_location").to_pylist() == ["a.json", "a.json", "b.json", "c.json", "c.json"]
+    assert raw.column("raw_location").to_pylist() == [
+        "a.json",
+        "a.json",
+        "b.json",
+        "c.json",
+        "c.json",
+    ]
     assert raw.column("record_index").to_pylist() == [0, 1, 0, 0, 1]
     bookings, rejected = to_bookings(raw, load_mapping_tables(), SYNCED_AT)
     assert bookings.num_rows == 4

@@ -201,7 +201,9 @@ def pg_only_settings(pg_url: str, pg_schema: str, tmp_path: Path) -> Settings:
 
 
 def test_table_setting_selects_dynamodb(dynamodb_table: str, pg_only_settings: Settings) -> None:
-    store = open_idempotency_store(pg_only_settings.model_copy(update={"idempotency_table": dynamodb_table}))
+    store = open_idempotency_store(
+        pg_only_settings.model_copy(update={"idempotency_table": dynamodb_table})
+    )
     assert isinstance(store, DynamoDBIdempotencyStore)
     assert store.claim(EVENT, NOW).state is ClaimState.CLAIMED
 

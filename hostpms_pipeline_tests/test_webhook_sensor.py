@@ -46,7 +46,11 @@ def reservation(reservation_id: str, updated_at: datetime, status: str = "confir
         "property_id": PROPERTY,
         "guest": {"name": "x", "email": "x@example.pt", "phone": "+351900000000", "country": "PT"},
         "room": {"type": "Quarto Duplo", "number": "201", "floor": 2},
-        "dates": {"check_in": "2026-12-20", "check_out": "2026-12-23", "created_at": "2026-11-01T10:00:00Z"},
+        "dates": {
+            "check_in": "2026-12-20",
+            "check_out": "2026-12-23",
+            "created_at": "2026-11-01T10:00:00Z",
+        },
         "pricing": {"total": 318.0, "currency": "EUR", "rate_plan": "Flexível", "iva": 18.0},
         "status": status,
         "channel": "direto",
@@ -55,7 +59,9 @@ def reservation(reservation_id: str, updated_at: datetime, status: str = "confir
     }
 
 
-def drop(store, arrived: datetime, event_id: str, record: dict, event: str = "reservation.updated") -> str:
+def drop(
+    store, arrived: datetime, event_id: str, record: dict, event: str = "reservation.updated"
+) -> str:
     body = {
         "kind": "webhook",
         "source": "hostpms",
@@ -80,7 +86,9 @@ def sensor_resources(pg_url, pg_schema, tmp_path):
 
 def tick(resources, cursor: str | None, instance: DagsterInstance | None = None):
     with DagsterInstance.ephemeral() as ephemeral:
-        context = build_sensor_context(instance=instance or ephemeral, cursor=cursor, resources=resources)
+        context = build_sensor_context(
+            instance=instance or ephemeral, cursor=cursor, resources=resources
+        )
         return hostpms_webhook_drops(context)
 
 
@@ -95,7 +103,9 @@ def test_new_drops_start_one_run_per_property_and_are_never_entered_twice(sensor
     for i in range(3):
         drop(store, now - timedelta(seconds=30 - i), f"evt_{i}", reservation(f"RSV-{i}", now))
     first = tick(sensor_resources, None)
-    assert [request.partition_key.keys_by_dimension["property"] for request in first.run_requests] == [PROPERTY]
+    assert [
+        request.partition_key.keys_by_dimension["property"] for request in first.run_requests
+    ] == [PROPERTY]
     assert len(pending_webhook_files(sensor_resources)) == 3
     second = tick(sensor_resources, first.cursor)
     assert not second.run_requests
@@ -122,7 +132,9 @@ def test_late_and_out_of_order_drops_inside_the_look_back_are_picked_up(sensor_r
     store = sensor_resources["raw_store"].open()
     now = datetime.now(UTC)
     drop(store, now - timedelta(seconds=5), "evt_newer", reservation("RSV-1", now))
-    first = tick(sensor_resources, json.dumps({"listed_through": (now - timedelta(seconds=1)).isoformat()}))
+    first = tick(
+        sensor_resources, json.dumps({"listed_through": (now - timedelta(seconds=1)).isoformat()})
+    )
     assert len(first.run_requests) == 1
     # An upload that started before the last tick (its key sorts earlier) becomes visible only now.
     drop(store, now - timedelta(minutes=3), "evt_late", reservation("RSV-2", now))
@@ -138,7 +150,9 @@ def test_a_tick_lists_from_its_cursor_not_everything_ever_landed(sensor_resource
     first = tick(sensor_resources, json.dumps({"listed_through": now.isoformat()}))
     assert not first.run_requests  # three days back lies outside this tick's window...
     with sensor_resources["postgres"].connect() as conn:
-        assert webhook_discovery.catch_up(store, conn, PROPERTY)  # ...but a load's catch-up finds it
+        assert webhook_discovery.catch_up(
+            store, conn, PROPERTY
+        )  # ...but a load's catch-up finds it
 
 
 @pytest.mark.parametrize("backend", ["local", "s3"])
@@ -149,7 +163,12 @@ def test_more_than_a_thousand_new_objects_in_one_tick(backend, sensor_resources,
     store = sensor_resources["raw_store"].open()
     now = datetime.now(UTC)
     for i in range(1_050):  # S3 lists 1,000 keys a page
-        drop(store, now - timedelta(seconds=60) + timedelta(milliseconds=i), f"evt_{i:05d}", reservation(f"RSV-{i}", now))
+        drop(
+            store,
+            now - timedelta(seconds=60) + timedelta(milliseconds=i),
+            f"evt_{i:05d}",
+            reservation(f"RSV-{i}", now),
+        )
     result = tick(sensor_resources, json.dumps({"listed_through": now.isoformat()}))
     assert len(result.run_requests) == 1
     assert len(pending_webhook_files(sensor_resources)) == 1_050
@@ -190,19 +209,27 @@ def test_simulator_webhook_reaches_postgres_through_receiver_sensor_and_run(
         partition_key=str(run_request.partition_key),
         resources={
             **sensor_resources,
-            "processed_store": ObjectStoreResource(url=sensor_resources["raw_store"].url + "-processed"),
+            "processed_store": ObjectStoreResource(
+                url=sensor_resources["raw_store"].url + "-processed"
+            ),
             "batch_io_manager": InMemoryIOManager(),
             # Not called: a webhook load does not poll.
-            "hostpms": HostPMSResource(base_url="http://127.0.0.1:9/v3", postgres=sensor_resources["postgres"]),
+            "hostpms": HostPMSResource(
+                base_url="http://127.0.0.1:9/v3", postgres=sensor_resources["postgres"]
+            ),
         },
         instance=DagsterInstance.ephemeral(),
     )
     assert run.success
-    assert RAW_RESERVATIONS not in {event.asset_key for event in run.get_asset_materialization_events()}
+    assert RAW_RESERVATIONS not in {
+        event.asset_key for event in run.get_asset_materialization_events()
+    }
     with sensor_resources["postgres"].connect() as conn:
         rows = booking_store.fetch_bookings(conn, hotel_id=PROPERTY).to_pylist()
     (row,) = [r for r in rows if r["external_id"] == reservation_id]
     assert row["event_received_at"] is not None
     assert row["synced_at"] >= row["event_received_at"]
-    (lag,) = [e for e in run.get_asset_check_evaluations() if e.check_name == "webhook_lag_under_30s"]
+    (lag,) = [
+        e for e in run.get_asset_check_evaluations() if e.check_name == "webhook_lag_under_30s"
+    ]
     assert lag.passed and lag.metadata["webhook_rows"].value == 1

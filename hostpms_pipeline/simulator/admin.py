@@ -46,7 +46,9 @@ def routes(sim: HostPMSSimulator) -> list[Route]:
         try:
             fault = FAULT_ADAPTER.validate_json(await request.body())
         except ValidationError as invalid:
-            return _json({"error": "invalid_request", "detail": invalid.errors(include_url=False)}, 400)
+            return _json(
+                {"error": "invalid_request", "detail": invalid.errors(include_url=False)}, 400
+            )
         sim.faults.add(fault)
         return _json({"armed": fault.model_dump()}, 201)
 

@@ -43,14 +43,23 @@ def _unknown_room_type(record: Reservation, rng: random.Random) -> None:
 
 
 # Spellings that mean the same value: other case, surrounding spaces, no accents.
-SPELLINGS: tuple[Callable[[str], str], ...] = (str.upper, str.lower, lambda v: f"  {v} ", ascii_fold)
+SPELLINGS: tuple[Callable[[str], str], ...] = (
+    str.upper,
+    str.lower,
+    lambda v: f"  {v} ",
+    ascii_fold,
+)
 
 
 def _variant_spelling(record: Reservation, rng: random.Random) -> None:
     spell = rng.choice(SPELLINGS)
     holder, field = rng.choice(
-        [(record, "status"), (record, "channel"), (record["room"], "type"),
-         (record["pricing"], "rate_plan")]
+        [
+            (record, "status"),
+            (record, "channel"),
+            (record["room"], "type"),
+            (record["pricing"], "rate_plan"),
+        ]
     )
     holder[field] = spell(holder[field])
 

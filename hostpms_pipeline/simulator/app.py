@@ -84,8 +84,11 @@ class Api:
     def routes(self) -> list[Route]:
         return [
             Route(contract.TOKEN_PATH, self.token, methods=["POST"]),
-            Route(contract.collection_path("{property_id}", "{collection}"),  # type: ignore[arg-type]
-                  self.collection, methods=["GET"]),
+            Route(
+                contract.collection_path("{property_id}", "{collection}"),  # type: ignore[arg-type]
+                self.collection,
+                methods=["GET"],
+            ),
             Route(contract.SUBSCRIBE_PATH, self.subscribe, methods=["POST"]),
             Route(contract.UNSUBSCRIBE_PATH, self.unsubscribe, methods=["POST"]),
         ]
@@ -102,8 +105,13 @@ class Api:
         token = self.sim.tokens.issue(credentials.client_id, credentials.client_secret)
         if token is None:
             return error(401, contract.ERROR_INVALID_CLIENT)
-        return json_response({"access_token": token, "token_type": "Bearer",
-                              "expires_in": int(self.sim.tokens.lifetime)})
+        return json_response(
+            {
+                "access_token": token,
+                "token_type": "Bearer",
+                "expires_in": int(self.sim.tokens.lifetime),
+            }
+        )
 
     def _client_of(self, request: Request) -> str | None:
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
@@ -142,28 +150,39 @@ class Api:
         return verdict
 
     def _serve_page(
-        self, property_id: str, collection: contract.Collection, request: PageRequest,
+        self,
+        property_id: str,
+        collection: contract.Collection,
+        request: PageRequest,
         verdict: Verdict,
     ) -> Response:
         page = self.sim.dataset.page(property_id, collection, request, self.sim.clock.now())
-        body = orjson.dumps({"data": [v.record for v in page.versions], "next_cursor": page.next_cursor})
+        body = orjson.dumps(
+            {"data": [v.record for v in page.versions], "next_cursor": page.next_cursor}
+        )
         served = [version.key for version in page.versions]
         to_change = self.sim.faults.records_to_change(property_id, collection, served)
         if to_change:
             self.sim.change_records(property_id, collection, to_change)
         return Response(body, 200, verdict.headers(), media_type="application/json")
 
-    async def _apply_fault(self, request: Request, collection: str, verdict: Verdict) -> Response | None:
+    async def _apply_fault(
+        self, request: Request, collection: str, verdict: Verdict
+    ) -> Response | None:
         fault = self.sim.faults.take(collection)
         match fault:
             case StatusFault(status=status, retry_after=retry_after):
-                extra = {} if retry_after is None else {contract.HEADER_RETRY_AFTER: str(retry_after)}
+                extra = (
+                    {} if retry_after is None else {contract.HEADER_RETRY_AFTER: str(retry_after)}
+                )
                 return error(status, "simulated_fault", **verdict.headers(), **extra)
             case DropConnection():
                 await request.scope[DROP_CONNECTION_SCOPE_KEY]()
                 return Response(status_code=500)  # never reaches the client
             case MalformedBody():
-                return Response(MALFORMED_BODY, 200, verdict.headers(), media_type="application/json")
+                return Response(
+                    MALFORMED_BODY, 200, verdict.headers(), media_type="application/json"
+                )
             case SlowResponse(delay_seconds=delay):
                 await asyncio.sleep(delay)
         return None
@@ -182,8 +201,9 @@ class Api:
             subscription = self.sim.webhooks.subscribe(body.property_id, body.url, body.events)
         except UnknownEvent as unknown:
             return error(400, "invalid_request", str(unknown))
-        return json_response({"subscription_id": subscription.subscription_id,
-                              "secret": subscription.secret}, 201)
+        return json_response(
+            {"subscription_id": subscription.subscription_id, "secret": subscription.secret}, 201
+        )
 
     async def unsubscribe(self, request: Request) -> Response:
         if self._client_of(request) is None:
@@ -285,8 +305,10 @@ def build_app(simulator: HostPMSSimulator) -> ASGIApp:
                 await worker
 
     starlette = Starlette(
-        routes=[Mount(API_PREFIX, routes=Api(simulator).routes()),
-                Mount(admin.ADMIN_PREFIX, routes=admin.routes(simulator))],
+        routes=[
+            Mount(API_PREFIX, routes=Api(simulator).routes()),
+            Mount(admin.ADMIN_PREFIX, routes=admin.routes(simulator)),
+        ],
         lifespan=lifespan,
     )
     return ConnectionDropper(starlette)

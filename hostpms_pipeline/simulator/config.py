@@ -31,7 +31,9 @@ class WebhookConfig:
     retry_max_seconds: float = 3600.0
     max_age_seconds: float = 24 * 3600  # give up on an event this long after it arose
     duplicate_rate: float = 0.0  # fraction of events delivered twice
-    shuffle_window_seconds: float = 0.0  # >0: each event waits a random 0..window, so order shuffles
+    shuffle_window_seconds: float = (
+        0.0  # >0: each event waits a random 0..window, so order shuffles
+    )
     poll_interval_seconds: float = 0.1
 
 
@@ -55,9 +57,13 @@ class SimulatorConfig:
     webhooks: WebhookConfig = field(default_factory=WebhookConfig)
 
     def __post_init__(self) -> None:
-        unsupported = [p for p in self.property_ids if contract.property_country(p) not in COUNTRIES]
+        unsupported = [
+            p for p in self.property_ids if contract.property_country(p) not in COUNTRIES
+        ]
         if unsupported:
-            raise ValueError(f"the simulator knows Portuguese and Spanish properties only: {unsupported}")
+            raise ValueError(
+                f"the simulator knows Portuguese and Spanish properties only: {unsupported}"
+            )
         if not 0.0 <= self.anomaly_rate <= 1.0:
             raise ValueError("anomaly_rate is a fraction, 0..1")
 

@@ -102,11 +102,15 @@ def generate_property(config: SimulatorConfig, property_id: str) -> PropertyHist
     days = [first_day + timedelta(days=n) for n in range(config.history_days + config.future_days)]
     demand = list(accumulate(vocab.MONTH_DEMAND[day.month] for day in days))
     stays = sorted(
-        (_draw_stay(rng, country, days, demand, config.anomaly_rate)
-         for _ in range(config.reservations_per_property)),
+        (
+            _draw_stay(rng, country, days, demand, config.anomaly_rate)
+            for _ in range(config.reservations_per_property)
+        ),
         key=lambda stay: stay.created_at,
     )
-    builder = _HistoryBuilder(property_id, country, anchor - timedelta(days=config.history_days + 60))
+    builder = _HistoryBuilder(
+        property_id, country, anchor - timedelta(days=config.history_days + 60)
+    )
     for serial, stay in enumerate(stays, start=1):
         stay.reservation_id = f"RSV-{10000 + serial}"
         stay.room = _allocate(rng, rooms, stay)
@@ -131,7 +135,10 @@ def _rooms(rng: random.Random, reservation_count: int) -> list[RoomSpec]:
 
 
 def _draw_stay(
-    rng: random.Random, country: str, days: list[date], cumulative_demand: list[float],
+    rng: random.Random,
+    country: str,
+    days: list[date],
+    cumulative_demand: list[float],
     anomaly_rate: float,
 ) -> StaySpec:
     check_in = rng.choices(days, cum_weights=cumulative_demand)[0]
@@ -143,7 +150,13 @@ def _draw_stay(
     rate_plan = _weighted(rng, vocab.RATE_PLAN_WEIGHTS)
     cancel_chance = 0.18 if rate_plan == "flexible" else 0.05
     roll = rng.random()
-    outcome = "cancelled" if roll < cancel_chance else "no_show" if roll < cancel_chance + 0.03 else "stay"
+    outcome = (
+        "cancelled"
+        if roll < cancel_chance
+        else "no_show"
+        if roll < cancel_chance + 0.03
+        else "stay"
+    )
     requests = vocab.VOCABULARY[country].special_requests
     return StaySpec(
         check_in=check_in,
@@ -208,10 +221,18 @@ class _HistoryBuilder:
             _history(
                 guest_id,
                 [
-                    (at, {**self._guest_fields(guest_id, person), "document_type": person.document_type,
-                          "document_number": person.document_number,
-                          "date_of_birth": person.date_of_birth, "language": person.language,
-                          "marketing_consent": consent}, event)
+                    (
+                        at,
+                        {
+                            **self._guest_fields(guest_id, person),
+                            "document_type": person.document_type,
+                            "document_number": person.document_number,
+                            "date_of_birth": person.date_of_birth,
+                            "language": person.language,
+                            "marketing_consent": consent,
+                        },
+                        event,
+                    )
                     for at, consent, event in versions
                 ],
             )
@@ -219,23 +240,39 @@ class _HistoryBuilder:
         return guest_id
 
     def _guest_fields(self, guest_id: str, person: Person) -> RECORD:
-        return {"guest_id": guest_id, "name": person.name, "email": person.email,
-                "phone": person.phone, "country": person.country, "nif": person.nif}
+        return {
+            "guest_id": guest_id,
+            "name": person.name,
+            "email": person.email,
+            "phone": person.phone,
+            "country": person.country,
+            "nif": person.nif,
+        }
 
     # --- reservations, and the payments and room changes they cause ---------
     def add_reservation(self, rng: random.Random, stay: StaySpec) -> None:
         arrival = _at(stay.check_in, 14, rng.randint(0, 360))
         departure = _at(stay.check_out, 8, rng.randint(0, 180))
-        changes: list[tuple[datetime, str, str]] = [(stay.created_at, "confirmed", "reservation.created")]
+        changes: list[tuple[datetime, str, str]] = [
+            (stay.created_at, "confirmed", "reservation.created")
+        ]
         if stay.modified:
-            changes.append((_between(rng, stay.created_at, arrival), "confirmed", "reservation.updated"))
+            changes.append(
+                (_between(rng, stay.created_at, arrival), "confirmed", "reservation.updated")
+            )
         if stay.outcome == "cancelled":
-            changes.append((_between(rng, changes[-1][0], arrival), "cancelled", "reservation.cancelled"))
+            changes.append(
+                (_between(rng, changes[-1][0], arrival), "cancelled", "reservation.cancelled")
+            )
         elif stay.outcome == "no_show":
-            changes.append((_at(stay.check_in + timedelta(days=1), 3), "no_show", "reservation.no_show"))
+            changes.append(
+                (_at(stay.check_in + timedelta(days=1), 3), "no_show", "reservation.no_show")
+            )
         else:
-            changes += [(arrival, "checked_in", "reservation.check_in"),
-                        (departure, "checked_out", "reservation.check_out")]
+            changes += [
+                (arrival, "checked_in", "reservation.check_in"),
+                (departure, "checked_out", "reservation.check_out"),
+            ]
             self._room_turnover(rng, stay, arrival, departure)
         total = _price(stay)
         base = self._reservation_record(stay, total)
@@ -264,10 +301,16 @@ class _HistoryBuilder:
             "reservation_id": stay.reservation_id,
             "property_id": self.property_id,
             "guest": self._guest_fields(stay.guest_id, person),
-            "room": {"type": self.words.room_type[room.kind], "number": room.number,
-                     "floor": room.floor},
-            "dates": {"check_in": stay.check_in.isoformat(), "check_out": stay.check_out.isoformat(),
-                      "created_at": contract.format_timestamp(stay.created_at)},
+            "room": {
+                "type": self.words.room_type[room.kind],
+                "number": room.number,
+                "floor": room.floor,
+            },
+            "dates": {
+                "check_in": stay.check_in.isoformat(),
+                "check_out": stay.check_out.isoformat(),
+                "created_at": contract.format_timestamp(stay.created_at),
+            },
             "pricing": {
                 "total": total,
                 "currency": "EUR",
@@ -284,7 +327,10 @@ class _HistoryBuilder:
         }
 
     def _payment(
-        self, rng: random.Random, stay: StaySpec, changes: list[tuple[datetime, str, str]],
+        self,
+        rng: random.Random,
+        stay: StaySpec,
+        changes: list[tuple[datetime, str, str]],
         amount: float,
     ) -> None:
         """Non-refundable: paid when booked. Flexible: pending at arrival, paid at departure."""
@@ -294,11 +340,15 @@ class _HistoryBuilder:
             if final_status == "cancelled" and rng.random() < 0.1:  # a goodwill refund
                 states.append((final_at + timedelta(minutes=5), "refunded"))
         elif final_status == "checked_out":
-            states = [(changes[-2][0] + timedelta(minutes=1), "pending"),
-                      (final_at + timedelta(minutes=1), "paid")]
+            states = [
+                (changes[-2][0] + timedelta(minutes=1), "pending"),
+                (final_at + timedelta(minutes=1), "paid"),
+            ]
         elif final_status == "no_show":
-            states = [(final_at + timedelta(minutes=1), "pending"),
-                      (final_at + timedelta(days=1), rng.choice(["paid", "failed"]))]
+            states = [
+                (final_at + timedelta(minutes=1), "pending"),
+                (final_at + timedelta(days=1), rng.choice(["paid", "failed"])),
+            ]
         else:
             return
         self.payment_serial += 1
@@ -313,7 +363,9 @@ class _HistoryBuilder:
                 "currency": "EUR",
                 "method": self.words.payment_method[stay.payment_method],
                 "status": self.words.payment_status[status],
-                "paid_at": contract.format_timestamp(paid_at) if paid_at and at >= paid_at else None,
+                "paid_at": contract.format_timestamp(paid_at)
+                if paid_at and at >= paid_at
+                else None,
             }
             entries.append((at, record, "payment.received" if status == "paid" else None))
         self.out["payments"].append(_history(payment_id, entries))
@@ -324,27 +376,39 @@ class _HistoryBuilder:
         """Occupied at arrival; dirty, inspected and clean within two hours of departure."""
         assert stay.room is not None
         changes = self.room_changes.setdefault(stay.room.number, [])
-        changes += [(arrival, "occupied"), (departure, "dirty"),
-                    (departure + timedelta(hours=1), "inspecting")]
+        changes += [
+            (arrival, "occupied"),
+            (departure, "dirty"),
+            (departure + timedelta(hours=1), "inspecting"),
+        ]
         following = [stay.check_out + timedelta(days=n) for n in range(3)]
         if rng.random() < 0.05 and stay.room.is_free(following):  # maintenance
-            changes += [(departure + timedelta(hours=2), "out_of_service"),
-                        (_at(stay.check_out + timedelta(days=2), 10), "clean")]
+            changes += [
+                (departure + timedelta(hours=2), "out_of_service"),
+                (_at(stay.check_out + timedelta(days=2), 10), "clean"),
+            ]
         else:
             changes.append((departure + timedelta(hours=2), "clean"))
 
     def add_room(self, room: RoomSpec) -> None:
-        base = {"room_id": f"RM-{room.number}", "number": room.number,
-                "type": self.words.room_type[room.kind], "floor": room.floor,
-                "max_occupancy": vocab.MAX_OCCUPANCY[room.kind]}
+        base = {
+            "room_id": f"RM-{room.number}",
+            "number": room.number,
+            "type": self.words.room_type[room.kind],
+            "floor": room.floor,
+            "max_occupancy": vocab.MAX_OCCUPANCY[room.kind],
+        }
         changes = [(self.rooms_opened_at, "clean", None)] + [
-            (at, status, "room.status_changed") for at, status in self.room_changes.get(room.number, [])
+            (at, status, "room.status_changed")
+            for at, status in self.room_changes.get(room.number, [])
         ]
         self.out["rooms"].append(
             _history(
                 base["room_id"],
-                [(at, {**base, "status": self.words.room_status[status]}, event)
-                 for at, status, event in changes],
+                [
+                    (at, {**base, "status": self.words.room_status[status]}, event)
+                    for at, status, event in changes
+                ],
             )
         )
 

@@ -95,10 +95,16 @@ class Faults:
 
     # Shorthands for tests and the CLI.
     def fail(
-        self, status: Literal[429, 500, 503], count: int = 1, *,
-        collection: Collection | None = None, retry_after: int | None = None,
+        self,
+        status: Literal[429, 500, 503],
+        count: int = 1,
+        *,
+        collection: Collection | None = None,
+        retry_after: int | None = None,
     ) -> None:
-        self.add(StatusFault(status=status, count=count, collection=collection, retry_after=retry_after))
+        self.add(
+            StatusFault(status=status, count=count, collection=collection, retry_after=retry_after)
+        )
 
     def drop_connection(self, count: int = 1, *, collection: Collection | None = None) -> None:
         self.add(DropConnection(count=count, collection=collection))
@@ -106,10 +112,14 @@ class Faults:
     def malformed_body(self, count: int = 1, *, collection: Collection | None = None) -> None:
         self.add(MalformedBody(count=count, collection=collection))
 
-    def slow(self, delay_seconds: float, count: int = 1, *, collection: Collection | None = None) -> None:
+    def slow(
+        self, delay_seconds: float, count: int = 1, *, collection: Collection | None = None
+    ) -> None:
         self.add(SlowResponse(delay_seconds=delay_seconds, count=count, collection=collection))
 
-    def change_while_paging(self, after_page: int = 1, *, collection: Collection | None = None) -> None:
+    def change_while_paging(
+        self, after_page: int = 1, *, collection: Collection | None = None
+    ) -> None:
         self.add(ChangeWhilePaging(after_page=after_page, collection=collection))
 
     def clear(self) -> None:
@@ -119,7 +129,9 @@ class Faults:
 
     def pending(self) -> list[dict[str, object]]:
         with self._lock:
-            return [f.model_dump() for f in self._armed] + [w.fault.model_dump() for w in self._watches]
+            return [f.model_dump() for f in self._armed] + [
+                w.fault.model_dump() for w in self._watches
+            ]
 
     def take(self, collection: str) -> ResponseFault | None:
         """The first armed fault for this collection, counting one use of it."""

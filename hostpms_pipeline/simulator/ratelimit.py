@@ -77,8 +77,12 @@ class RateLimiter:
         with self._lock:
             keys = sorted(set(self.served_per_minute) | set(self.refused_per_minute))
             return [
-                {"client_id": client, "endpoint": endpoint, "minute": minute,
-                 "served": self.served_per_minute[(client, endpoint, minute)],
-                 "refused": self.refused_per_minute[(client, endpoint, minute)]}
+                {
+                    "client_id": client,
+                    "endpoint": endpoint,
+                    "minute": minute,
+                    "served": self.served_per_minute[(client, endpoint, minute)],
+                    "refused": self.refused_per_minute[(client, endpoint, minute)],
+                }
                 for client, endpoint, minute in keys
             ]

@@ -41,8 +41,9 @@ class RunningSimulator:
 @contextmanager
 def serve_app_in_background(app: ASGIApp, host: str = "127.0.0.1", port: int = 0) -> Iterator[int]:
     """Serve any ASGI app with uvicorn from a daemon thread; yields the bound port."""
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on",
-                            timeout_graceful_shutdown=1)
+    config = uvicorn.Config(
+        app, host=host, port=port, log_level="warning", lifespan="on", timeout_graceful_shutdown=1
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="hostpms-simulator", daemon=True)
     thread.start()

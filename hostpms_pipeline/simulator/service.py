@@ -36,7 +36,9 @@ class HostPMSSimulator:
         self.tokens = TokenStore(self.config.clients, self.config.token_lifetime_seconds)
         self.rate_limiter = RateLimiter(self.config.rate_limit, self.config.rate_window_seconds)
         self.faults = Faults()
-        self.webhooks = WebhookDispatcher(self.config.webhooks, self.dataset, self.clock, self.config.seed)
+        self.webhooks = WebhookDispatcher(
+            self.config.webhooks, self.dataset, self.clock, self.config.seed
+        )
 
     @cached_property
     def app(self) -> ASGIApp:
@@ -71,8 +73,10 @@ class HostPMSSimulator:
             "now": contract.format_timestamp(self.clock.now()),
             "anchor": contract.format_timestamp(self.anchor),
             "property_ids": list(self.config.property_ids),
-            "rate_limit": {"limit": self.config.rate_limit,
-                           "window_seconds": self.config.rate_window_seconds},
+            "rate_limit": {
+                "limit": self.config.rate_limit,
+                "window_seconds": self.config.rate_window_seconds,
+            },
             "request_counts": self.rate_limiter.request_counts(),
             "tokens_issued": self.tokens.issued,
             "faults_pending": self.faults.pending(),

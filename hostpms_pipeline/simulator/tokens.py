@@ -10,8 +10,11 @@ from collections.abc import Callable, Mapping
 
 class TokenStore:
     def __init__(
-        self, clients: Mapping[str, str], lifetime_seconds: float,
-        *, monotonic: Callable[[], float] = time.monotonic,
+        self,
+        clients: Mapping[str, str],
+        lifetime_seconds: float,
+        *,
+        monotonic: Callable[[], float] = time.monotonic,
     ):
         self._clients = dict(clients)
         self.lifetime = lifetime_seconds

@@ -31,44 +31,112 @@ class CountryVocabulary:
 
 
 PORTUGUESE = CountryVocabulary(
-    reservation_status={"confirmed": "confirmado", "cancelled": "cancelado",
-                        "checked_in": "check_in", "checked_out": "check_out", "no_show": "no_show"},
-    channel={"direct": "direto", "booking_com": "booking_com", "expedia": "expedia",
-             "airbnb": "airbnb", "agent": "agencia"},
-    room_type={"double": "Quarto Duplo", "twin": "Quarto Twin", "suite": "Suite",
-               "single": "Quarto Individual"},
+    reservation_status={
+        "confirmed": "confirmado",
+        "cancelled": "cancelado",
+        "checked_in": "check_in",
+        "checked_out": "check_out",
+        "no_show": "no_show",
+    },
+    channel={
+        "direct": "direto",
+        "booking_com": "booking_com",
+        "expedia": "expedia",
+        "airbnb": "airbnb",
+        "agent": "agencia",
+    },
+    room_type={
+        "double": "Quarto Duplo",
+        "twin": "Quarto Twin",
+        "suite": "Suite",
+        "single": "Quarto Individual",
+    },
     rate_plan={"flexible": "Flexível", "non_refundable": "Não Reembolsável"},
-    room_status={"clean": "limpo", "dirty": "sujo", "occupied": "ocupado",
-                 "inspecting": "em_inspecao", "out_of_service": "fora_de_servico"},
-    payment_method={"credit_card": "cartao_credito", "debit_card": "cartao_debito",
-                    "multibanco": "multibanco", "mbway": "mbway", "cash": "numerario",
-                    "bank_transfer": "transferencia"},
-    payment_status={"paid": "pago", "pending": "pendente", "refunded": "reembolsado",
-                    "failed": "falhado"},
+    room_status={
+        "clean": "limpo",
+        "dirty": "sujo",
+        "occupied": "ocupado",
+        "inspecting": "em_inspecao",
+        "out_of_service": "fora_de_servico",
+    },
+    payment_method={
+        "credit_card": "cartao_credito",
+        "debit_card": "cartao_debito",
+        "multibanco": "multibanco",
+        "mbway": "mbway",
+        "cash": "numerario",
+        "bank_transfer": "transferencia",
+    },
+    payment_status={
+        "paid": "pago",
+        "pending": "pendente",
+        "refunded": "reembolsado",
+        "failed": "falhado",
+    },
     tourist_tax_field="taxa_turistica",
     iva_rate=0.06,
-    special_requests=("Quarto silencioso", "Berço para bebé", "Andar alto",
-                      "Chegada tardia", "Pequeno-almoço sem glúten", "Vista rio"),
+    special_requests=(
+        "Quarto silencioso",
+        "Berço para bebé",
+        "Andar alto",
+        "Chegada tardia",
+        "Pequeno-almoço sem glúten",
+        "Vista rio",
+    ),
 )
 
 SPANISH = CountryVocabulary(
-    reservation_status={"confirmed": "confirmada", "cancelled": "cancelada",
-                        "checked_in": "check_in", "checked_out": "check_out", "no_show": "no_show"},
-    channel={"direct": "directo", "booking_com": "booking_com", "expedia": "expedia",
-             "airbnb": "airbnb", "agent": "agencia"},
-    room_type={"double": "Habitación Doble", "twin": "Habitación Twin", "suite": "Suite",
-               "single": "Habitación Individual"},
+    reservation_status={
+        "confirmed": "confirmada",
+        "cancelled": "cancelada",
+        "checked_in": "check_in",
+        "checked_out": "check_out",
+        "no_show": "no_show",
+    },
+    channel={
+        "direct": "directo",
+        "booking_com": "booking_com",
+        "expedia": "expedia",
+        "airbnb": "airbnb",
+        "agent": "agencia",
+    },
+    room_type={
+        "double": "Habitación Doble",
+        "twin": "Habitación Twin",
+        "suite": "Suite",
+        "single": "Habitación Individual",
+    },
     rate_plan={"flexible": "Flexible", "non_refundable": "No Reembolsable"},
-    room_status={"clean": "limpia", "dirty": "sucia", "occupied": "ocupada",
-                 "inspecting": "en_inspeccion", "out_of_service": "fuera_de_servicio"},
-    payment_method={"credit_card": "tarjeta_credito", "debit_card": "tarjeta_debito",
-                    "bizum": "bizum", "cash": "efectivo", "bank_transfer": "transferencia"},
-    payment_status={"paid": "pagado", "pending": "pendiente", "refunded": "reembolsado",
-                    "failed": "fallido"},
+    room_status={
+        "clean": "limpia",
+        "dirty": "sucia",
+        "occupied": "ocupada",
+        "inspecting": "en_inspeccion",
+        "out_of_service": "fuera_de_servicio",
+    },
+    payment_method={
+        "credit_card": "tarjeta_credito",
+        "debit_card": "tarjeta_debito",
+        "bizum": "bizum",
+        "cash": "efectivo",
+        "bank_transfer": "transferencia",
+    },
+    payment_status={
+        "paid": "pagado",
+        "pending": "pendiente",
+        "refunded": "reembolsado",
+        "failed": "fallido",
+    },
     tourist_tax_field="tasa_turistica",
     iva_rate=0.10,
-    special_requests=("Habitación tranquila", "Cuna para bebé", "Planta alta",
-                      "Llegada tardía", "Desayuno sin gluten", "Cama supletoria"),
+    special_requests=(
+        "Habitación tranquila",
+        "Cuna para bebé",
+        "Planta alta",
+        "Llegada tardía",
+        "Desayuno sin gluten",
+        "Cama supletoria",
+    ),
 )
 
 VOCABULARY = {"PT": PORTUGUESE, "ES": SPANISH}
@@ -94,18 +162,48 @@ CHANNEL_WEIGHTS = {"booking_com": 40, "direct": 20, "expedia": 15, "airbnb": 15,
 ROOM_TYPE_WEIGHTS = {"double": 45, "twin": 25, "single": 20, "suite": 10}
 RATE_PLAN_WEIGHTS = {"flexible": 70, "non_refundable": 30}
 PAYMENT_METHOD_WEIGHTS = {
-    "PT": {"credit_card": 40, "mbway": 20, "multibanco": 15, "debit_card": 10,
-           "bank_transfer": 10, "cash": 5},
+    "PT": {
+        "credit_card": 40,
+        "mbway": 20,
+        "multibanco": 15,
+        "debit_card": 10,
+        "bank_transfer": 10,
+        "cash": 5,
+    },
     "ES": {"credit_card": 45, "bizum": 20, "debit_card": 15, "bank_transfer": 10, "cash": 10},
 }
 NIGHTLY_RATE_EUR = {"single": 70.0, "double": 95.0, "twin": 95.0, "suite": 180.0}
 MAX_OCCUPANCY = {"single": 1, "double": 2, "twin": 2, "suite": 3}
 NON_REFUNDABLE_DISCOUNT = 0.9
 # Summer is high season; January and November are the quietest months.
-MONTH_DEMAND = {1: 0.6, 2: 0.7, 3: 0.9, 4: 1.0, 5: 1.1, 6: 1.3, 7: 1.7, 8: 1.8,
-                9: 1.3, 10: 1.0, 11: 0.6, 12: 0.9}
-MONTH_PRICE = {1: 0.8, 2: 0.8, 3: 0.9, 4: 1.0, 5: 1.05, 6: 1.25, 7: 1.5, 8: 1.6,
-               9: 1.25, 10: 1.0, 11: 0.85, 12: 1.1}
+MONTH_DEMAND = {
+    1: 0.6,
+    2: 0.7,
+    3: 0.9,
+    4: 1.0,
+    5: 1.1,
+    6: 1.3,
+    7: 1.7,
+    8: 1.8,
+    9: 1.3,
+    10: 1.0,
+    11: 0.6,
+    12: 0.9,
+}
+MONTH_PRICE = {
+    1: 0.8,
+    2: 0.8,
+    3: 0.9,
+    4: 1.0,
+    5: 1.05,
+    6: 1.25,
+    7: 1.5,
+    8: 1.6,
+    9: 1.25,
+    10: 1.0,
+    11: 0.85,
+    12: 1.1,
+}
 
 
 def tourist_tax(property_id: str) -> TouristTax:

@@ -114,8 +114,12 @@ class WebhookDispatcher:
     def subscriptions(self) -> list[dict[str, object]]:
         with self._lock:
             return [
-                {"subscription_id": s.subscription_id, "property_id": s.property_id,
-                 "url": s.url, "events": sorted(s.events)}
+                {
+                    "subscription_id": s.subscription_id,
+                    "property_id": s.property_id,
+                    "url": s.url,
+                    "events": sorted(s.events),
+                }
                 for s in self._subscriptions.values()
             ]
 
@@ -145,10 +149,17 @@ class WebhookDispatcher:
             raised = 0
             for subscription in subscriptions:
                 since, subscription.watched_until = subscription.watched_until, now
-                for _, version in self._dataset.changes_between(subscription.property_id, since, now):
+                for _, version in self._dataset.changes_between(
+                    subscription.property_id, since, now
+                ):
                     if version.event in subscription.events:
-                        self._enqueue(subscription, _event_id(subscription.property_id, version),
-                                      version.event, version, now)
+                        self._enqueue(
+                            subscription,
+                            _event_id(subscription.property_id, version),
+                            version.event,
+                            version,
+                            now,
+                        )
                         raised += 1
             return raised
 
@@ -156,26 +167,39 @@ class WebhookDispatcher:
         self, property_id: str, event_id: str, event_type: str, version: Version, now: datetime
     ) -> None:
         with self._lock:
-            targets = [s for s in self._subscriptions.values()
-                       if s.property_id == property_id and event_type in s.events]
+            targets = [
+                s
+                for s in self._subscriptions.values()
+                if s.property_id == property_id and event_type in s.events
+            ]
         for subscription in targets:
             self._enqueue(subscription, event_id, event_type, version, now)
 
     def _enqueue(
-        self, subscription: WebhookSubscription, event_id: str, event_type: str,
-        version: Version, now: datetime,
+        self,
+        subscription: WebhookSubscription,
+        event_id: str,
+        event_type: str,
+        version: Version,
+        now: datetime,
     ) -> None:
-        body = orjson.dumps({
-            "id": event_id, "type": event_type, "property_id": subscription.property_id,
-            "created_at": contract.format_timestamp(now), "data": version.record,
-        })
+        body = orjson.dumps(
+            {
+                "id": event_id,
+                "type": event_type,
+                "property_id": subscription.property_id,
+                "created_at": contract.format_timestamp(now),
+                "data": version.record,
+            }
+        )
         copies = 2 if self._rng.random() < self.config.duplicate_rate else 1
         arose_at = time.monotonic()
         with self._lock:
             for _ in range(copies):
                 delay = self._rng.uniform(0, self.config.shuffle_window_seconds)
-                self._queue.append(Delivery(subscription, event_id, event_type, body,
-                                            arose_at, arose_at + delay))
+                self._queue.append(
+                    Delivery(subscription, event_id, event_type, body, arose_at, arose_at + delay)
+                )
 
     # --- delivery ------------------------------------------------------------
     def pending(self) -> int:
@@ -236,8 +260,12 @@ class WebhookDispatcher:
             response = await http.post(delivery.url, content=delivery.body, headers=headers)
             status: int | None = response.status_code
         except httpx.HTTPError as error:
-            log.info("webhook %s to subscription %s: %s", delivery.event_id,
-                     delivery.subscription.subscription_id, type(error).__name__)
+            log.info(
+                "webhook %s to subscription %s: %s",
+                delivery.event_id,
+                delivery.subscription.subscription_id,
+                type(error).__name__,
+            )
             status = None
         if status is not None and 200 <= status < 300:
             self._log(delivery, status, "delivered")
@@ -246,8 +274,10 @@ class WebhookDispatcher:
 
     def _retry_later(self, delivery: Delivery, status: int | None) -> None:
         now = time.monotonic()
-        backoff = min(self.config.retry_max_seconds,
-                      self.config.retry_initial_seconds * 2 ** (delivery.attempts - 1))
+        backoff = min(
+            self.config.retry_max_seconds,
+            self.config.retry_initial_seconds * 2 ** (delivery.attempts - 1),
+        )
         if now + backoff - delivery.arose_at > self.config.max_age_seconds:
             self._log(delivery, status, "gave_up")
             return
@@ -258,10 +288,16 @@ class WebhookDispatcher:
                 self._queue.append(delivery)
 
     def _log(self, delivery: Delivery, status: int | None, outcome: str) -> None:
-        self.attempts.append(DeliveryAttempt(
-            delivery.event_id, delivery.event_type, delivery.subscription.subscription_id,
-            delivery.attempts, status, outcome,
-        ))
+        self.attempts.append(
+            DeliveryAttempt(
+                delivery.event_id,
+                delivery.event_type,
+                delivery.subscription.subscription_id,
+                delivery.attempts,
+                status,
+                outcome,
+            )
+        )
 
     def attempt_log(self) -> list[dict[str, object]]:
         return [asdict(attempt) for attempt in list(self.attempts)]
