@@ -4,8 +4,11 @@ from hostpms_pipeline_tests.test_cli import count_bookings, environment, hostpms
 from hostpms_pipeline_tests.test_pipeline import visible_reservations
 
 
-def test_sync_runs_again_until_no_raw_file_is_left_pending(  # noqa: F811
-    environment, pg_url, pg_schema, running_simulator
+def test_sync_runs_again_until_no_raw_file_is_left_pending(
+    environment,  # noqa: F811 - the imported fixture
+    pg_url,
+    pg_schema,
+    running_simulator,
 ):
     env = {**environment, "HOSTPMS_PROPERTY_IDS": "PT-LIS-001", "HOSTPMS_MAX_RECORDS_PER_RUN": "50"}
     done = hostpms("sync", env=env)
