@@ -6,7 +6,7 @@ setup(
     description="Dagster connector that brings HostPMS hotel data into PostgreSQL and Parquet",
     python_requires=">=3.11",
     packages=find_packages(exclude=["hostpms_pipeline_tests", "hostpms_pipeline_tests.*"]),
-    package_data={"hostpms_pipeline": ["*.json", "sql/*.sql"]},
+    package_data={"hostpms_pipeline": ["entities/*.json", "warehouse/sql/*.sql"]},
     install_requires=[
         "dagster>=1.13,<1.14",
         "dagster-webserver>=1.13,<1.14",
@@ -41,5 +41,5 @@ setup(
             "psutil>=5.9",  # benchmarks: server CPU
         ]
     },
-    entry_points={"console_scripts": ["hostpms=hostpms_pipeline.cli:main"]},
+    entry_points={"console_scripts": ["hostpms=hostpms_pipeline.cli.commands:main"]},
 )

@@ -17,8 +17,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from hostpms_pipeline.booking_schema import BOOKING_SCHEMA, MONEY, TIMESTAMP
-from hostpms_pipeline.parquet_store import (
+from hostpms_pipeline.engine.booking_schema import BOOKING_SCHEMA, MONEY, TIMESTAMP
+from hostpms_pipeline.lake.parquet_store import (
     partition_of,
     read_bookings,
     replace_partitions,

@@ -37,9 +37,11 @@ from psycopg import sql
 
 from benchmarks.postgres_server import postgres_url
 from benchmarks.raw_generator import generate_landed_pages, generate_newer_versions
-from hostpms_pipeline import checkpoints, database, parquet_store, pipeline
-from hostpms_pipeline.mapping import load_mapping_tables
-from hostpms_pipeline.storage import LocalObjectStore
+from hostpms_pipeline.engine import pipeline
+from hostpms_pipeline.engine.mapping import load_mapping_tables
+from hostpms_pipeline.lake import parquet_store
+from hostpms_pipeline.lake.storage import LocalObjectStore
+from hostpms_pipeline.warehouse import checkpoints, database
 
 Result = TypeVar("Result")
 UPDATED_FRACTION = 0.10

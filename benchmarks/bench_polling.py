@@ -21,13 +21,14 @@ import uuid
 from functools import partial
 from pathlib import Path
 
-from hostpms_pipeline import database, landing
 from hostpms_pipeline.hostpms import contract
 from hostpms_pipeline.hostpms.client import Credentials, HostPMSClient
-from hostpms_pipeline.rate_limiter import PostgresRateLimiter, RateLimit
+from hostpms_pipeline.hostpms.rate_limiter import PostgresRateLimiter, RateLimit
+from hostpms_pipeline.ingest import polling
+from hostpms_pipeline.lake.storage import LocalObjectStore
 from hostpms_pipeline.settings import SIMULATOR_CLIENT_ID, SIMULATOR_CLIENT_SECRET
 from hostpms_pipeline.simulator import HostPMSSimulator, SimulatorConfig, run_in_background
-from hostpms_pipeline.storage import LocalObjectStore
+from hostpms_pipeline.warehouse import database
 
 PROPERTY = "PT-LIS-001"
 PAGE_LIMIT = 100
@@ -59,7 +60,7 @@ def bench(url: str, reservations_per_property: int, folder: Path) -> None:
         store = LocalObjectStore(folder / "raw")
         began = time.perf_counter()
         with client:
-            result = landing.sync_incremental(client, store, connect, PROPERTY)
+            result = polling.sync_incremental(client, store, connect, PROPERTY)
         wall = time.perf_counter() - began
         counts = simulator.state()["request_counts"]
     requests = sum(row["served"] for row in counts if row["endpoint"] == "reservations")

@@ -12,7 +12,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from hostpms_pipeline.storage import LocalObjectStore
+from hostpms_pipeline.lake.storage import LocalObjectStore
 
 PAYLOAD = b'{"reservation": "' + b"x" * 20_000 + b'"}'  # about one page of reservations
 

@@ -15,8 +15,8 @@ import time
 from datetime import UTC, datetime
 
 from benchmarks.raw_generator import generate_landed_pages
-from hostpms_pipeline.mapping import load_mapping_tables
-from hostpms_pipeline.transform import deduplicate, read_landed, to_bookings
+from hostpms_pipeline.engine.mapping import load_mapping_tables
+from hostpms_pipeline.engine.transform import deduplicate, read_landed, to_bookings
 
 
 def _peak_rss_mb() -> float:

@@ -33,8 +33,8 @@ import pyarrow.csv as pa_csv
 from psycopg import sql
 
 from benchmarks.postgres_server import postgres_url
-from hostpms_pipeline import booking_store, database, pg_copy
-from hostpms_pipeline.booking_schema import BOOKING_SCHEMA, MONEY, SOURCE, TIMESTAMP
+from hostpms_pipeline.engine.booking_schema import BOOKING_SCHEMA, MONEY, SOURCE, TIMESTAMP
+from hostpms_pipeline.warehouse import booking_store, database, pg_copy
 
 Result = TypeVar("Result")
 HOTELS = np.array(["PT-LIS-001", "PT-POR-002", "ES-MAD-001"])

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from hostpms_pipeline import database
+from hostpms_pipeline.warehouse import database
 
 
 @contextmanager

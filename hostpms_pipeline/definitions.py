@@ -2,12 +2,16 @@
 
 from dagster import Definitions, in_process_executor
 
-from hostpms_pipeline.assets import pipeline_assets
-from hostpms_pipeline.checks import pipeline_checks
-from hostpms_pipeline.jobs import hostpms_full_resync_job, hostpms_sync_job, hostpms_webhook_job
-from hostpms_pipeline.resources import build_resources
-from hostpms_pipeline.schedules import hostpms_hourly_poll
-from hostpms_pipeline.sensors import (
+from hostpms_pipeline.defs.assets import pipeline_assets
+from hostpms_pipeline.defs.checks import pipeline_checks
+from hostpms_pipeline.defs.jobs import (
+    hostpms_full_resync_job,
+    hostpms_sync_job,
+    hostpms_webhook_job,
+)
+from hostpms_pipeline.defs.resources import build_resources
+from hostpms_pipeline.defs.schedules import hostpms_hourly_poll
+from hostpms_pipeline.defs.sensors import (
     hostpms_sync_failure_alert,
     hostpms_sync_lag_alarm,
     hostpms_webhook_drops,

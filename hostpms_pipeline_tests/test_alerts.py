@@ -18,18 +18,19 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from hostpms_pipeline import alerts, checkpoints
-from hostpms_pipeline.assets import pipeline_assets
-from hostpms_pipeline.resources import (
+from hostpms_pipeline.defs import alerts
+from hostpms_pipeline.defs.assets import pipeline_assets
+from hostpms_pipeline.defs.resources import (
     HostPMSResource,
     NotifierResource,
     ObjectStoreResource,
     PostgresResource,
 )
-from hostpms_pipeline.schedules import PROPERTY_TAG
-from hostpms_pipeline.sensors import hostpms_sync_failure_alert, hostpms_sync_lag_alarm
+from hostpms_pipeline.defs.schedules import PROPERTY_TAG
+from hostpms_pipeline.defs.sensors import hostpms_sync_failure_alert, hostpms_sync_lag_alarm
 from hostpms_pipeline.settings import SIMULATOR_CLIENT_ID
 from hostpms_pipeline.simulator.server import serve_app_in_background
+from hostpms_pipeline.warehouse import checkpoints
 from hostpms_pipeline_tests.fixtures.s3 import TEST_ENV, TEST_REGION
 
 ALERT = alerts.Alert("critical", "PT-LIS-001", "3 consecutive failed sync run(s)", "see the UI")

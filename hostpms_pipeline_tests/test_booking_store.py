@@ -14,9 +14,13 @@ import psycopg
 import pyarrow as pa
 import pytest
 
-from hostpms_pipeline import booking_store, checkpoints, database, parquet_store, pipeline
-from hostpms_pipeline.booking_schema import BOOKING_SCHEMA, REJECTED_SCHEMA, SOURCE
-from hostpms_pipeline.booking_store import (
+from hostpms_pipeline.engine import pipeline
+from hostpms_pipeline.engine.booking_schema import BOOKING_SCHEMA, REJECTED_SCHEMA, SOURCE
+from hostpms_pipeline.engine.mapping import load_mapping_tables
+from hostpms_pipeline.lake import parquet_store
+from hostpms_pipeline.lake.storage import LocalObjectStore
+from hostpms_pipeline.warehouse import booking_store, checkpoints, database
+from hostpms_pipeline.warehouse.booking_store import (
     UpsertStats,
     booking_counts,
     booking_keys,
@@ -24,8 +28,6 @@ from hostpms_pipeline.booking_store import (
     insert_rejected,
     upsert_bookings,
 )
-from hostpms_pipeline.mapping import load_mapping_tables
-from hostpms_pipeline.storage import LocalObjectStore
 from hostpms_pipeline_tests.test_transform import TR2_BOOKING, page, reservation
 
 T0 = datetime(2024, 3, 15, 14, 0, tzinfo=UTC)

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 
-from hostpms_pipeline import checkpoints
+from hostpms_pipeline.warehouse import checkpoints
 
 T0 = datetime(2024, 3, 15, 14, 0, tzinfo=UTC)
 

@@ -7,7 +7,7 @@ import boto3
 import pytest
 from pydantic import SecretStr
 
-from hostpms_pipeline.credentials import MissingSecret, SecretProvider
+from hostpms_pipeline.hostpms.credentials import MissingSecret, SecretProvider
 from hostpms_pipeline.settings import SIMULATOR_CLIENT_ID, Settings
 from hostpms_pipeline_tests.fixtures.s3 import TEST_ENV, TEST_REGION
 

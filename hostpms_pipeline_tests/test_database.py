@@ -17,9 +17,9 @@ import pytest
 from psycopg import sql
 from pydantic import SecretStr
 
-from hostpms_pipeline import database
-from hostpms_pipeline.booking_schema import BOOKING_SCHEMA, REJECTED_SCHEMA
+from hostpms_pipeline.engine.booking_schema import BOOKING_SCHEMA, REJECTED_SCHEMA
 from hostpms_pipeline.settings import Settings
+from hostpms_pipeline.warehouse import database
 
 EXPECTED_TABLES = {
     "bookings",
@@ -105,7 +105,7 @@ def test_embedded_server_outlives_the_process_that_started_it(tmp_path: Path) ->
     """A CLI or run worker exiting must not stop the server other processes use."""
     home = tmp_path / "home"
     script = (
-        "from pathlib import Path; from hostpms_pipeline import database;"
+        "from pathlib import Path; from hostpms_pipeline.warehouse import database;"
         " from hostpms_pipeline.settings import Settings;"
         f" print(database.database_url(Settings(home=Path({str(home)!r}))))"
     )
@@ -133,7 +133,7 @@ def _server_user() -> str | None:
 
 def test_the_embedded_server_can_be_stopped_and_started_again(tmp_path):
     data_dir = tmp_path / "pg"
-    start = [sys.executable, "-c", f"from hostpms_pipeline import database; from pathlib import Path; "
+    start = [sys.executable, "-c", f"from hostpms_pipeline.warehouse import database; from pathlib import Path; "
              f"print(database.embedded_server(Path({str(data_dir)!r})).get_uri())"]  # fmt: skip
     uri = subprocess.run(start, capture_output=True, text=True, check=True).stdout.strip()
     with psycopg.connect(uri) as conn:

@@ -5,17 +5,17 @@ from datetime import UTC, datetime
 
 from dagster import AssetKey, DagsterInstance, Definitions, build_schedule_context
 
-from hostpms_pipeline.checks import (
+from hostpms_pipeline.cli.commands import PROJECT_ROOT
+from hostpms_pipeline.definitions import defs
+from hostpms_pipeline.defs.checks import (
     ACCOUNTED_FOR_SPEC,
     BLOCKING_RULES,
     QUALITY_SPECS,
     WARNING_RULES,
     WEBHOOK_LAG_SPEC,
 )
-from hostpms_pipeline.cli import PROJECT_ROOT
-from hostpms_pipeline.definitions import defs
-from hostpms_pipeline.partitions import live_partition_key, sync_scope
-from hostpms_pipeline.schedules import PROPERTY_TAG
+from hostpms_pipeline.defs.partitions import live_partition_key, sync_scope
+from hostpms_pipeline.defs.schedules import PROPERTY_TAG
 from hostpms_pipeline.settings import get_settings
 
 

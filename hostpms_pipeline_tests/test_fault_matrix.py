@@ -25,7 +25,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from hostpms_pipeline import booking_store, checkpoints, database, landing, parquet_store, pipeline
+from hostpms_pipeline.engine import pipeline
+from hostpms_pipeline.engine.mapping import load_mapping_tables
 from hostpms_pipeline.hostpms.client import (
     Credentials,
     FetchedPage,
@@ -34,8 +35,10 @@ from hostpms_pipeline.hostpms.client import (
     ServiceUnavailable,
     TransientServerError,
 )
-from hostpms_pipeline.mapping import load_mapping_tables
-from hostpms_pipeline.rate_limiter import PostgresRateLimiter, RateLimit
+from hostpms_pipeline.hostpms.rate_limiter import PostgresRateLimiter, RateLimit
+from hostpms_pipeline.ingest import polling
+from hostpms_pipeline.lake import parquet_store
+from hostpms_pipeline.lake.storage import LocalObjectStore, ObjectStore
 from hostpms_pipeline.settings import SIMULATOR_CLIENT_ID, SIMULATOR_CLIENT_SECRET
 from hostpms_pipeline.simulator import (
     HostPMSSimulator,
@@ -43,7 +46,7 @@ from hostpms_pipeline.simulator import (
     SimulatorConfig,
     run_in_background,
 )
-from hostpms_pipeline.storage import LocalObjectStore, ObjectStore
+from hostpms_pipeline.warehouse import booking_store, checkpoints, database
 from hostpms_pipeline_tests.fixtures.simulator import FAST_WEBHOOKS
 
 FIRST, SECOND = PROPERTIES = ("PT-LIS-001", "ES-MAD-001")
@@ -109,7 +112,7 @@ class Environment:
         self,
         *,
         raw: ObjectStore | None = None,
-        progress: landing.Progress | None = None,
+        progress: polling.Progress | None = None,
         processed_url: str | None = None,
     ) -> dict[str, type[Exception]]:
         """Sync every property (one's failure does not stop the next), then the ETL; what failed."""
@@ -117,7 +120,7 @@ class Environment:
         with self.client() as client:
             for property_id in PROPERTIES:
                 try:
-                    landing.sync_incremental(
+                    polling.sync_incremental(
                         client, raw or self.raw, self.connect, property_id, progress=progress
                     )
                 except Exception as error:  # noqa: BLE001 - the outcome under test
@@ -148,7 +151,7 @@ class Environment:
         return FinalState(bookings, rejected)
 
     def landed_files(self, property_id: str) -> list[str]:
-        return [info.key for info in self.raw.list(f"{landing.RAW_PREFIX}/{property_id}/polling/")]
+        return [info.key for info in self.raw.list(f"{polling.RAW_PREFIX}/{property_id}/polling/")]
 
     def checkpoint(self, property_id: str) -> checkpoints.Checkpoint | None:
         with self.connect() as conn:
@@ -201,7 +204,7 @@ def assert_never_over_the_rate_limit(simulator: HostPMSSimulator) -> None:
     assert all(row["served"] <= per_minute for row in counts)
 
 
-def after_pages(pages: int, action: Callable[[], None]) -> landing.Progress:
+def after_pages(pages: int, action: Callable[[], None]) -> polling.Progress:
     """A progress callback that runs ``action`` once, when the ``pages``-th page has landed."""
     landed: list[FetchedPage] = []
 
@@ -213,7 +216,7 @@ def after_pages(pages: int, action: Callable[[], None]) -> landing.Progress:
     return progress
 
 
-def arm(env: Environment, fault: Callable[[HostPMSSimulator], None]) -> landing.Progress:
+def arm(env: Environment, fault: Callable[[HostPMSSimulator], None]) -> polling.Progress:
     return after_pages(FAULT_AFTER_PAGES, lambda: fault(env.simulator))
 
 
@@ -385,7 +388,7 @@ def test_full_resync_rereads_everything_and_changes_nothing(env, fault_free):
     assert env.run() == {}
     env.finish()
     files_before = len(env.landed_files(FIRST))
-    assert landing.reset_for_full_resync(env.connect, FIRST)
+    assert polling.reset_for_full_resync(env.connect, FIRST)
     assert env.checkpoint(FIRST) is None
     assert env.run() == {}
     timeline = env.simulator.dataset.timeline(FIRST, "reservations")

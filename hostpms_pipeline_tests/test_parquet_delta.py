@@ -10,9 +10,11 @@ import psycopg
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from hostpms_pipeline import booking_store, checkpoints, parquet_store, pipeline
-from hostpms_pipeline.booking_schema import REJECTED_SCHEMA
-from hostpms_pipeline.parquet_delta import ParquetDelta
+from hostpms_pipeline.engine import pipeline
+from hostpms_pipeline.engine.booking_schema import REJECTED_SCHEMA
+from hostpms_pipeline.lake import parquet_store
+from hostpms_pipeline.lake.parquet_delta import ParquetDelta
+from hostpms_pipeline.warehouse import booking_store, checkpoints
 from hostpms_pipeline_tests.test_booking_store import T0, booking, table
 
 MARCH_1 = T0.replace(day=1)

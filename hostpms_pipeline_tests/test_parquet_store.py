@@ -12,8 +12,8 @@ import pyarrow as pa
 import pytest
 from pyarrow.fs import FileSelector, FileType
 
-from hostpms_pipeline.booking_schema import BOOKING_SCHEMA, day_runs, first_of_each_id
-from hostpms_pipeline.parquet_store import (
+from hostpms_pipeline.engine.booking_schema import BOOKING_SCHEMA, day_runs, first_of_each_id
+from hostpms_pipeline.lake.parquet_store import (
     FILE_NAME,
     dataset_summary,
     filesystem_for,

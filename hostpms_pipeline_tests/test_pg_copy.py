@@ -11,7 +11,7 @@ import pyarrow as pa
 import pytest
 from psycopg import sql
 
-from hostpms_pipeline.pg_copy import copy_arrow, copy_query_to_arrow, uuid_bytes
+from hostpms_pipeline.warehouse.pg_copy import copy_arrow, copy_query_to_arrow, uuid_bytes
 
 COLUMNS = pa.schema(
     [

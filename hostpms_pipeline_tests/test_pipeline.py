@@ -5,17 +5,19 @@ from __future__ import annotations
 import pytest
 from dagster import DagsterInstance, InMemoryIOManager, MultiPartitionKey, materialize
 
-from hostpms_pipeline import booking_store, checkpoints, database, parquet_store, pipeline
-from hostpms_pipeline.assets import pipeline_assets
-from hostpms_pipeline.checks import pipeline_checks
-from hostpms_pipeline.partitions import (
+from hostpms_pipeline.defs.assets import pipeline_assets
+from hostpms_pipeline.defs.checks import pipeline_checks
+from hostpms_pipeline.defs.partitions import (
     MONTH_DIMENSION,
     PROPERTY_DIMENSION,
     live_partition_key,
     sync_scope,
 )
-from hostpms_pipeline.resources import HostPMSResource, ObjectStoreResource, PostgresResource
+from hostpms_pipeline.defs.resources import HostPMSResource, ObjectStoreResource, PostgresResource
+from hostpms_pipeline.engine import pipeline
+from hostpms_pipeline.lake import parquet_store
 from hostpms_pipeline.settings import SIMULATOR_CLIENT_ID, SIMULATOR_CLIENT_SECRET, get_settings
+from hostpms_pipeline.warehouse import booking_store, checkpoints, database
 
 
 @pytest.fixture

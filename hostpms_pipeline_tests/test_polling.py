@@ -10,13 +10,13 @@ from datetime import timedelta
 import orjson
 import pytest
 
-from hostpms_pipeline import checkpoints, database
 from hostpms_pipeline.hostpms import contract
 from hostpms_pipeline.hostpms.client import Credentials, HostPMSClient, InvalidCredentials
-from hostpms_pipeline.landing import sync_incremental
+from hostpms_pipeline.ingest.polling import sync_incremental
+from hostpms_pipeline.lake.storage import LocalObjectStore, open_store
 from hostpms_pipeline.settings import SIMULATOR_CLIENT_ID, SIMULATOR_CLIENT_SECRET
 from hostpms_pipeline.simulator import HostPMSSimulator, run_in_background
-from hostpms_pipeline.storage import LocalObjectStore, open_store
+from hostpms_pipeline.warehouse import checkpoints, database
 from hostpms_pipeline_tests.fixtures.s3 import s3_client
 
 PROPERTY = "PT-LIS-001"

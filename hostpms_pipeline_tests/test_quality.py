@@ -6,9 +6,9 @@ from decimal import Decimal
 import pyarrow as pa
 import pytest
 
-from hostpms_pipeline import quality
-from hostpms_pipeline.booking_schema import BOOKING_SCHEMA
-from hostpms_pipeline.transform import ISO_4217_CURRENCIES
+from hostpms_pipeline.engine import quality
+from hostpms_pipeline.engine.booking_schema import BOOKING_SCHEMA
+from hostpms_pipeline.engine.transform import ISO_4217_CURRENCIES
 from hostpms_pipeline_tests.test_transform import TR2_BOOKING
 
 
@@ -101,7 +101,7 @@ def test_iva_accepts_spanish_rate_included_in_total():
 
 
 def test_webhook_lag_check_fails_past_30_seconds_and_ignores_polled_rows():
-    from hostpms_pipeline.checks import evaluate_webhook_lag
+    from hostpms_pipeline.defs.checks import evaluate_webhook_lag
 
     loaded_at = datetime(2026, 11, 24, 12, 0, 40, tzinfo=UTC)
     received = datetime(2026, 11, 24, 12, 0, 0, tzinfo=UTC)

@@ -10,11 +10,15 @@ from functools import partial
 
 import pytest
 
-from hostpms_pipeline import database
 from hostpms_pipeline.hostpms.client import Credentials, HostPMSClient
-from hostpms_pipeline.rate_limiter import InProcessRateLimiter, PostgresRateLimiter, RateLimit
+from hostpms_pipeline.hostpms.rate_limiter import (
+    InProcessRateLimiter,
+    PostgresRateLimiter,
+    RateLimit,
+)
 from hostpms_pipeline.settings import SIMULATOR_CLIENT_ID, SIMULATOR_CLIENT_SECRET
 from hostpms_pipeline.simulator import HostPMSSimulator, run_in_background
+from hostpms_pipeline.warehouse import database
 
 CREDENTIALS = Credentials(SIMULATOR_CLIENT_ID, SIMULATOR_CLIENT_SECRET)
 LIMIT = RateLimit(requests=100, window_seconds=60.0)

@@ -14,8 +14,8 @@ from pathlib import Path
 import boto3
 import pytest
 
-from hostpms_pipeline import storage
-from hostpms_pipeline.storage import (
+from hostpms_pipeline.lake import storage
+from hostpms_pipeline.lake.storage import (
     KMS_KEY_ID_VARIABLE,
     LocalObjectStore,
     ObjectNotFoundError,

@@ -14,9 +14,9 @@ import orjson
 import pyarrow as pa
 import pytest
 
-from hostpms_pipeline.booking_schema import BOOKING_SCHEMA, REJECTED_SCHEMA
-from hostpms_pipeline.mapping import load_mapping_tables
-from hostpms_pipeline.transform import (
+from hostpms_pipeline.engine.booking_schema import BOOKING_SCHEMA, REJECTED_SCHEMA
+from hostpms_pipeline.engine.mapping import load_mapping_tables
+from hostpms_pipeline.engine.transform import (
     BOOKING_ID_NAMESPACE,
     booking_id,
     deduplicate,

@@ -13,8 +13,8 @@ import pytest
 from botocore.client import BaseClient
 from pydantic import SecretStr
 
-from hostpms_pipeline import database
 from hostpms_pipeline.settings import Settings
+from hostpms_pipeline.warehouse import database
 from hostpms_pipeline.webhooks.idempotency import (
     CLAIM_LEASE,
     RETENTION,

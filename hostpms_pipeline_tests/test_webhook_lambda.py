@@ -22,8 +22,8 @@ from mangum import Mangum
 
 from hostpms_pipeline import settings as settings_module
 from hostpms_pipeline.hostpms import contract
+from hostpms_pipeline.lake.storage import open_store
 from hostpms_pipeline.settings import Settings
-from hostpms_pipeline.storage import open_store
 from hostpms_pipeline.webhooks import lambda_handler
 from hostpms_pipeline.webhooks.idempotency import create_dynamodb_table
 from hostpms_pipeline.webhooks.verification import MAX_BODY_BYTES

@@ -24,13 +24,14 @@ import pytest
 from pydantic import SecretStr
 from starlette.types import ASGIApp
 
-from hostpms_pipeline import database, transform
-from hostpms_pipeline.credentials import MissingSecret
+from hostpms_pipeline.engine import transform
 from hostpms_pipeline.hostpms import contract
+from hostpms_pipeline.hostpms.credentials import MissingSecret
+from hostpms_pipeline.lake.storage import LocalObjectStore, ObjectStore
 from hostpms_pipeline.settings import Settings
 from hostpms_pipeline.simulator import HostPMSSimulator, SimulatorConfig, run_in_background
 from hostpms_pipeline.simulator.server import serve_app_in_background
-from hostpms_pipeline.storage import LocalObjectStore, ObjectStore
+from hostpms_pipeline.warehouse import database
 from hostpms_pipeline.webhooks.acceptance import WebhookAcceptor
 from hostpms_pipeline.webhooks.idempotency import (
     EventRef,

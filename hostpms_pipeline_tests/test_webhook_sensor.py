@@ -18,19 +18,20 @@ from dagster import (
     materialize,
 )
 
-from hostpms_pipeline import booking_store, checkpoints, webhook_discovery
-from hostpms_pipeline.assets import pipeline_assets
-from hostpms_pipeline.checks import pipeline_checks
-from hostpms_pipeline.credentials import MissingSecret
+from hostpms_pipeline.defs.assets import pipeline_assets
+from hostpms_pipeline.defs.checks import pipeline_checks
+from hostpms_pipeline.defs.jobs import hostpms_webhook_job
+from hostpms_pipeline.defs.keys import RAW_RESERVATIONS
+from hostpms_pipeline.defs.resources import HostPMSResource, ObjectStoreResource, PostgresResource
+from hostpms_pipeline.defs.schedules import PROPERTY_TAG
+from hostpms_pipeline.defs.sensors import hostpms_webhook_drops
 from hostpms_pipeline.hostpms import contract
-from hostpms_pipeline.jobs import hostpms_webhook_job
-from hostpms_pipeline.keys import RAW_RESERVATIONS
-from hostpms_pipeline.resources import HostPMSResource, ObjectStoreResource, PostgresResource
-from hostpms_pipeline.schedules import PROPERTY_TAG
-from hostpms_pipeline.sensors import hostpms_webhook_drops
+from hostpms_pipeline.hostpms.credentials import MissingSecret
+from hostpms_pipeline.ingest import webhook_discovery
 from hostpms_pipeline.simulator import run_in_background
 from hostpms_pipeline.simulator.server import serve_app_in_background
 from hostpms_pipeline.simulator.service import HostPMSSimulator
+from hostpms_pipeline.warehouse import booking_store, checkpoints
 from hostpms_pipeline.webhooks.acceptance import WebhookAcceptor
 from hostpms_pipeline.webhooks.idempotency import PostgresIdempotencyStore
 from hostpms_pipeline.webhooks.landing import webhook_key

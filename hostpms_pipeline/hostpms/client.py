@@ -26,7 +26,7 @@ from tenacity import (
 from hostpms_pipeline.hostpms import contract
 
 if TYPE_CHECKING:
-    from hostpms_pipeline.rate_limiter import RequestLimiter
+    from hostpms_pipeline.hostpms.rate_limiter import RequestLimiter
 
 log = logging.getLogger(__name__)
 

@@ -14,8 +14,8 @@ from datetime import UTC, datetime
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from hostpms_pipeline.credentials import MissingSecret
-from hostpms_pipeline.storage import ObjectStore, StorageError
+from hostpms_pipeline.hostpms.credentials import MissingSecret
+from hostpms_pipeline.lake.storage import ObjectStore, StorageError
 from hostpms_pipeline.webhooks import verification
 from hostpms_pipeline.webhooks.idempotency import (
     Claim,

@@ -34,8 +34,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 from psycopg import sql
 from psycopg_pool import ConnectionPool
 
-from hostpms_pipeline import database
 from hostpms_pipeline.settings import Settings
+from hostpms_pipeline.warehouse import database
 
 RETENTION = timedelta(days=7)
 # Longer than a landing can take (S3 timeouts are 5 s + 30 s), so a live claim is not taken over.

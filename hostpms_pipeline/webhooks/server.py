@@ -10,9 +10,9 @@ import uvicorn
 from starlette.applications import Starlette
 from uvicorn.config import LOGGING_CONFIG
 
-from hostpms_pipeline.credentials import MissingSecret, SecretProvider
+from hostpms_pipeline.hostpms.credentials import MissingSecret, SecretProvider
+from hostpms_pipeline.lake.storage import open_store
 from hostpms_pipeline.settings import Settings, get_settings
-from hostpms_pipeline.storage import open_store
 from hostpms_pipeline.webhooks.acceptance import SecretLookup, WebhookAcceptor
 from hostpms_pipeline.webhooks.idempotency import open_idempotency_store
 from hostpms_pipeline.webhooks.receiver import create_app

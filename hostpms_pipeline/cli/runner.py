@@ -7,10 +7,10 @@ from dataclasses import dataclass
 
 from dagster import DagsterInstance
 
-from hostpms_pipeline.jobs import FULL_RESYNC_CONFIG
-from hostpms_pipeline.keys import BOOKINGS, MAPPED_BOOKINGS, RAW_RESERVATIONS
-from hostpms_pipeline.partitions import live_partition_key
-from hostpms_pipeline.schedules import PROPERTY_TAG
+from hostpms_pipeline.defs.jobs import FULL_RESYNC_CONFIG
+from hostpms_pipeline.defs.keys import BOOKINGS, MAPPED_BOOKINGS, RAW_RESERVATIONS
+from hostpms_pipeline.defs.partitions import live_partition_key
+from hostpms_pipeline.defs.schedules import PROPERTY_TAG
 
 Echo = Callable[[str], None]
 # INFO shows the assets' own progress lines (a line per landed page); Dagster's
@@ -98,8 +98,9 @@ def _failure(result) -> str:
 
 def print_summary(echo: Echo) -> None:
     """What is now in PostgreSQL and Parquet, per hotel."""
-    from hostpms_pipeline import booking_store, parquet_store
     from hostpms_pipeline.definitions import defs
+    from hostpms_pipeline.lake import parquet_store
+    from hostpms_pipeline.warehouse import booking_store
 
     resources = defs.resources
     with resources["postgres"].connect() as conn:

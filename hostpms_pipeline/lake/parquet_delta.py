@@ -27,8 +27,14 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from hostpms_pipeline import booking_store, parquet_store
-from hostpms_pipeline.booking_schema import BOOKING_SCHEMA, DayPartition, day_partition, day_runs
+from hostpms_pipeline.engine.booking_schema import (
+    BOOKING_SCHEMA,
+    DayPartition,
+    day_partition,
+    day_runs,
+)
+from hostpms_pipeline.lake import parquet_store
+from hostpms_pipeline.warehouse import booking_store
 
 # Deltas handed from a run's PostgreSQL step to its Parquet step in the same process.
 _HANDED_OVER: dict[str, ParquetDelta] = {}

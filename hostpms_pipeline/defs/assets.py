@@ -27,8 +27,7 @@ from dagster import (
 )
 from pydantic import Field
 
-from hostpms_pipeline import landing, parquet_delta, pipeline, webhook_discovery
-from hostpms_pipeline.checks import (
+from hostpms_pipeline.defs.checks import (
     ACCOUNTED_FOR_SPEC,
     QUALITY_SPECS,
     WEBHOOK_LAG_SPEC,
@@ -36,18 +35,21 @@ from hostpms_pipeline.checks import (
     evaluate_quality,
     evaluate_webhook_lag,
 )
-from hostpms_pipeline.credentials import MissingSecret
-from hostpms_pipeline.hostpms.client import InvalidCredentials, ServiceUnavailable, UnknownProperty
-from hostpms_pipeline.keys import (
+from hostpms_pipeline.defs.keys import (
     BOOKINGS,
     BOOKINGS_PARQUET,
     DEDUPLICATED_BOOKINGS,
     MAPPED_BOOKINGS,
     RAW_RESERVATIONS,
 )
-from hostpms_pipeline.mapping import load_mapping_tables
-from hostpms_pipeline.partitions import property_month_partitions, sync_scope
-from hostpms_pipeline.resources import HostPMSResource, ObjectStoreResource, PostgresResource
+from hostpms_pipeline.defs.partitions import property_month_partitions, sync_scope
+from hostpms_pipeline.defs.resources import HostPMSResource, ObjectStoreResource, PostgresResource
+from hostpms_pipeline.engine import pipeline
+from hostpms_pipeline.engine.mapping import load_mapping_tables
+from hostpms_pipeline.hostpms.client import InvalidCredentials, ServiceUnavailable, UnknownProperty
+from hostpms_pipeline.hostpms.credentials import MissingSecret
+from hostpms_pipeline.ingest import polling, webhook_discovery
+from hostpms_pipeline.lake import parquet_delta
 from hostpms_pipeline.settings import get_settings
 
 # 503 and transient failures are retried by Dagster, later, from the checkpoint.
@@ -114,19 +116,19 @@ def raw_reservations(
     scope = sync_scope(context.partition_key)
     started = time.monotonic()
 
-    def progress(page: landing.FetchedPage) -> None:
+    def progress(page: polling.FetchedPage) -> None:
         context.log.info(f"{scope.property_id}: landed a page of {len(page.records)} reservations")
 
     store = raw_store.open()
     if config.full_resync and scope.is_live() and context.retry_number == 0:
-        landing.reset_for_full_resync(postgres.connect, scope.property_id)
+        polling.reset_for_full_resync(postgres.connect, scope.property_id)
     with _fail_as_the_error_table_says(), hostpms.client(scope.property_id) as client:
         if scope.is_live():
-            result = landing.sync_incremental(
+            result = polling.sync_incremental(
                 client, store, postgres.connect, scope.property_id, progress=progress
             )
         else:
-            result = landing.sync_window(
+            result = polling.sync_window(
                 client, store, postgres.connect, scope.property_id,
                 scope.window_start, scope.window_end, progress=progress,
             )  # fmt: skip

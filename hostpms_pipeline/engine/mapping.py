@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import TypeAdapter
 
-from hostpms_pipeline.booking_schema import UNKNOWN
+from hostpms_pipeline.engine.booking_schema import UNKNOWN
 
 # field -> {source value -> unified value}
 _TABLES_SHAPE = TypeAdapter(dict[str, dict[str, str]])
@@ -66,7 +66,7 @@ def _read_tables(text: str | bytes) -> MappingTables:
 def load_mapping_tables(override: Path | None = None) -> MappingTables:
     """The packaged tables, extended and overridden by ``override`` (settings.mapping_file) if given."""
     packaged = _read_tables(
-        resources.files("hostpms_pipeline").joinpath("mapping_tables.json").read_bytes()
+        resources.files("hostpms_pipeline.entities").joinpath("mapping_tables.json").read_bytes()
     )
     if override is None:
         return packaged

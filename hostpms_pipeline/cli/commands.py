@@ -12,7 +12,7 @@ import click
 
 from hostpms_pipeline.settings import get_settings
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 def _dagster_home() -> Path:
@@ -63,7 +63,7 @@ def serve_webhooks(host: str, port: int, workers: int | None) -> None:
 )
 def sync(property_ids: tuple[str, ...]) -> None:
     """Poll every configured property and run the pipeline in-process. Exits 1 if any failed."""
-    from hostpms_pipeline.runner import sync_properties
+    from hostpms_pipeline.cli.runner import sync_properties
 
     _dagster_home()
     outcomes = sync_properties(property_ids or get_settings().property_ids, echo=click.echo)
@@ -77,7 +77,7 @@ def sync(property_ids: tuple[str, ...]) -> None:
 @click.argument("property_id")
 def resync(property_id: str) -> None:
     """Re-read one property's whole HostPMS history and reload it (dedup absorbs the repeats)."""
-    from hostpms_pipeline.runner import sync_properties
+    from hostpms_pipeline.cli.runner import sync_properties
 
     _dagster_home()
     (outcome,) = sync_properties([property_id], echo=click.echo, full_resync=True)
@@ -89,7 +89,7 @@ def resync(property_id: str) -> None:
 @main.command()
 def demo() -> None:
     """Start PostgreSQL and the simulator, sync three properties, print a summary."""
-    from hostpms_pipeline.runner import print_summary, sync_properties
+    from hostpms_pipeline.cli.runner import print_summary, sync_properties
 
     started = time.monotonic()
     # A few odd reservations, so the demo shows rejects and unknown values being kept.
@@ -111,7 +111,7 @@ def demo() -> None:
 @main.command("stop-postgres")
 def stop_postgres() -> None:
     """Stop the embedded PostgreSQL server (it keeps running between commands)."""
-    from hostpms_pipeline.database import stop_embedded_server
+    from hostpms_pipeline.warehouse.database import stop_embedded_server
 
     stopped = stop_embedded_server(get_settings().postgres_data_dir)
     click.echo("embedded PostgreSQL stopped" if stopped else "embedded PostgreSQL was not running")

@@ -17,11 +17,13 @@ import psycopg
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from hostpms_pipeline import booking_store, checkpoints, parquet_store, quality, transform
-from hostpms_pipeline.booking_schema import BOOKING_KEY, DayPartition
-from hostpms_pipeline.mapping import MappingTables
-from hostpms_pipeline.parquet_delta import ParquetDelta
-from hostpms_pipeline.storage import ObjectStore
+from hostpms_pipeline.engine import quality, transform
+from hostpms_pipeline.engine.booking_schema import BOOKING_KEY, DayPartition
+from hostpms_pipeline.engine.mapping import MappingTables
+from hostpms_pipeline.lake import parquet_store
+from hostpms_pipeline.lake.parquet_delta import ParquetDelta
+from hostpms_pipeline.lake.storage import ObjectStore
+from hostpms_pipeline.warehouse import booking_store, checkpoints
 
 READ_THREADS = 8  # object-store reads are I/O bound (S3 round trips)
 EXPORT_ROWS_PER_GROUP = 250_000  # bounds the Parquet export's memory (~300 MB of bookings)

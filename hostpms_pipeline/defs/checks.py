@@ -21,10 +21,17 @@ from dagster import (
     asset_check,
 )
 
-from hostpms_pipeline import booking_store, checkpoints, parquet_store, pipeline, quality
-from hostpms_pipeline.keys import BOOKINGS, BOOKINGS_PARQUET, DEDUPLICATED_BOOKINGS, MAPPED_BOOKINGS
-from hostpms_pipeline.resources import ObjectStoreResource, PostgresResource
+from hostpms_pipeline.defs.keys import (
+    BOOKINGS,
+    BOOKINGS_PARQUET,
+    DEDUPLICATED_BOOKINGS,
+    MAPPED_BOOKINGS,
+)
+from hostpms_pipeline.defs.resources import ObjectStoreResource, PostgresResource
+from hostpms_pipeline.engine import pipeline, quality
+from hostpms_pipeline.lake import parquet_store
 from hostpms_pipeline.settings import get_settings
+from hostpms_pipeline.warehouse import booking_store, checkpoints
 
 SYNC_LAG_LIMIT = timedelta(hours=2)  # the PRD's "data sync lag" critical alarm
 

@@ -16,12 +16,18 @@ from dagster import (
     sensor,
 )
 
-from hostpms_pipeline import alerts, checkpoints, webhook_discovery
-from hostpms_pipeline.jobs import hostpms_full_resync_job, hostpms_sync_job, hostpms_webhook_job
-from hostpms_pipeline.partitions import live_partition_key
-from hostpms_pipeline.resources import NotifierResource, ObjectStoreResource, PostgresResource
-from hostpms_pipeline.schedules import PROPERTY_TAG
+from hostpms_pipeline.defs import alerts
+from hostpms_pipeline.defs.jobs import (
+    hostpms_full_resync_job,
+    hostpms_sync_job,
+    hostpms_webhook_job,
+)
+from hostpms_pipeline.defs.partitions import live_partition_key
+from hostpms_pipeline.defs.resources import NotifierResource, ObjectStoreResource, PostgresResource
+from hostpms_pipeline.defs.schedules import PROPERTY_TAG
+from hostpms_pipeline.ingest import webhook_discovery
 from hostpms_pipeline.settings import get_settings
+from hostpms_pipeline.warehouse import checkpoints
 
 WAITING_STATUSES = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED]
 

@@ -14,8 +14,8 @@ from typing import Literal
 import psycopg
 from psycopg.rows import class_row
 
-from hostpms_pipeline.booking_schema import DayPartition, day_partition
-from hostpms_pipeline.database import advisory_key
+from hostpms_pipeline.engine.booking_schema import DayPartition, day_partition
+from hostpms_pipeline.warehouse.database import advisory_key
 
 RawFileKind = Literal["polling", "webhook"]
 

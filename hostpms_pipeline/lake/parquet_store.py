@@ -41,7 +41,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 from pyarrow.fs import FileSelector, FileSystem, FileType, LocalFileSystem, S3FileSystem
 
-from hostpms_pipeline.booking_schema import (
+from hostpms_pipeline.engine.booking_schema import (
     BOOKING_SCHEMA,
     SOURCE,
     DayPartition,

@@ -2,8 +2,8 @@
 
 from dagster import RunRequest, ScheduleEvaluationContext, schedule
 
-from hostpms_pipeline.jobs import hostpms_sync_job
-from hostpms_pipeline.partitions import PARTITION_TIMEZONE, live_partition_key
+from hostpms_pipeline.defs.jobs import hostpms_sync_job
+from hostpms_pipeline.defs.partitions import PARTITION_TIMEZONE, live_partition_key
 from hostpms_pipeline.settings import get_settings
 
 PROPERTY_TAG = "hostpms/property"  # dagster.yaml limits runs to one per property at a time

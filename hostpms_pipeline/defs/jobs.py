@@ -2,9 +2,9 @@
 
 from dagster import AssetSelection, define_asset_job
 
-from hostpms_pipeline.assets import pipeline_assets
-from hostpms_pipeline.keys import RAW_RESERVATIONS
-from hostpms_pipeline.partitions import property_month_partitions
+from hostpms_pipeline.defs.assets import pipeline_assets
+from hostpms_pipeline.defs.keys import RAW_RESERVATIONS
+from hostpms_pipeline.defs.partitions import property_month_partitions
 
 SYNC_SELECTION = AssetSelection.assets(*pipeline_assets)
 

@@ -17,11 +17,11 @@ from datetime import UTC, datetime, timedelta
 import orjson
 import psycopg
 
-from hostpms_pipeline import checkpoints
-from hostpms_pipeline.booking_schema import SOURCE
+from hostpms_pipeline.engine.booking_schema import SOURCE
 from hostpms_pipeline.hostpms import contract
 from hostpms_pipeline.hostpms.client import FetchedPage, HostPMSClient
-from hostpms_pipeline.storage import ObjectStore
+from hostpms_pipeline.lake.storage import ObjectStore
+from hostpms_pipeline.warehouse import checkpoints
 
 log = logging.getLogger(__name__)
 

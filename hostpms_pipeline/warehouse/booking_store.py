@@ -46,7 +46,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from psycopg import sql
 
-from hostpms_pipeline.booking_schema import (
+from hostpms_pipeline.engine.booking_schema import (
     BOOKING_KEY,
     BOOKING_SCHEMA,
     REJECTED_SCHEMA,
@@ -56,8 +56,8 @@ from hostpms_pipeline.booking_schema import (
     partition_dates,
     utc_dates,
 )
-from hostpms_pipeline.database import advisory_key
-from hostpms_pipeline.pg_copy import copy_arrow, copy_query_to_arrow
+from hostpms_pipeline.warehouse.database import advisory_key
+from hostpms_pipeline.warehouse.pg_copy import copy_arrow, copy_query_to_arrow
 
 STAGING_TABLE = "booking_staging"
 PRIMARY_KEY = "bookings_pkey"

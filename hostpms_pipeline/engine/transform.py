@@ -35,7 +35,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pa_json
 
-from hostpms_pipeline.booking_schema import (
+from hostpms_pipeline.engine.booking_schema import (
     BOOKING_SCHEMA,
     MONEY,
     REJECTED_SCHEMA,
@@ -45,8 +45,8 @@ from hostpms_pipeline.booking_schema import (
     first_of_each_id,
     utc_dates,
 )
+from hostpms_pipeline.engine.mapping import MappingTables, map_values
 from hostpms_pipeline.hostpms.contract import parse_timestamp
-from hostpms_pipeline.mapping import MappingTables, map_values
 
 # Fixed forever: changing it changes every booking's id.
 BOOKING_ID_NAMESPACE = uuid.UUID("6f1c3a52-8d0e-5b7a-9c41-2e5d7b9f0a13")

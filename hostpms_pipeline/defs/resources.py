@@ -16,14 +16,14 @@ import psycopg
 from dagster import ConfigurableResource, EnvVar, InMemoryIOManager
 from pydantic import SecretStr
 
-from hostpms_pipeline import database
-from hostpms_pipeline.alerts import LogNotifier, Notifier, SlackNotifier, SNSNotifier
-from hostpms_pipeline.credentials import SecretProvider
+from hostpms_pipeline.defs.alerts import LogNotifier, Notifier, SlackNotifier, SNSNotifier
 from hostpms_pipeline.hostpms import contract
 from hostpms_pipeline.hostpms.client import HostPMSClient
-from hostpms_pipeline.rate_limiter import PostgresRateLimiter, RateLimit
+from hostpms_pipeline.hostpms.credentials import SecretProvider
+from hostpms_pipeline.hostpms.rate_limiter import PostgresRateLimiter, RateLimit
+from hostpms_pipeline.lake.storage import ObjectStore, open_store
 from hostpms_pipeline.settings import Settings, get_settings
-from hostpms_pipeline.storage import ObjectStore, open_store
+from hostpms_pipeline.warehouse import database
 
 
 class PostgresResource(ConfigurableResource):

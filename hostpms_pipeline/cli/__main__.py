@@ -1,0 +1,3 @@
+from hostpms_pipeline.cli.commands import main
+
+main()
