@@ -17,18 +17,17 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from hostpms_pipeline.engine.booking_schema import BOOKING_SCHEMA, MONEY, TIMESTAMP
-from hostpms_pipeline.lake.parquet_store import (
-    partition_of,
-    read_bookings,
-    replace_partitions,
-    touched_partitions,
-)
+from hostpms_pipeline.engine.schema import partition_days, row_schema
+from hostpms_pipeline.entities import RESERVATIONS
+from hostpms_pipeline.entities.spec import MONEY, TIMESTAMP
+from hostpms_pipeline.lake.parquet_store import read_rows, replace_partitions, touched_partitions
 
 MICROS_PER_DAY = 86_400 * 1_000_000
 FIRST_DAY = 20_000  # days since 1970-01-01: 2024-10-04
 HOTELS = np.array(["PT-LIS-001", "PT-POR-002", "ES-MAD-001"], dtype=object)
 Result = TypeVar("Result")
+
+BOOKING_SCHEMA = row_schema(RESERVATIONS)
 
 
 def euros(cents: np.ndarray) -> pa.Array:
@@ -81,15 +80,18 @@ def main() -> None:
     row_count = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000
     day_count = int(sys.argv[2]) if len(sys.argv) > 2 else 700
     rows = synthetic_bookings(row_count, day_count)
-    partitions = touched_partitions(rows)
+    partitions = touched_partitions(RESERVATIONS, rows)
     print(f"{rows.num_rows} rows over {len(partitions)} day partitions")
     ten_days = set(sorted(partitions)[:10])
-    days = partition_of(rows).cast(pa.int32())
+    days = partition_days(RESERVATIONS, rows).cast(pa.int32())
     rows_of_ten_days = rows.filter(pc.less(days, FIRST_DAY + 10))
     with tempfile.TemporaryDirectory() as folder:
-        timed("full write", lambda: replace_partitions(folder, rows, partitions))
-        timed("rewrite of 10 days", lambda: replace_partitions(folder, rows_of_ten_days, ten_days))
-        read = timed("full read", lambda: read_bookings(folder))
+        timed("full write", lambda: replace_partitions(folder, RESERVATIONS, rows, partitions))
+        timed(
+            "rewrite of 10 days",
+            lambda: replace_partitions(folder, RESERVATIONS, rows_of_ten_days, ten_days),
+        )
+        read = timed("full read", lambda: read_rows(folder, RESERVATIONS))
     assert read.num_rows == row_count
 
 

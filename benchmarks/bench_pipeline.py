@@ -39,9 +39,10 @@ from benchmarks.postgres_server import postgres_url
 from benchmarks.raw_generator import generate_landed_pages, generate_newer_versions
 from hostpms_pipeline.engine import pipeline
 from hostpms_pipeline.engine.mapping import load_mapping_tables
+from hostpms_pipeline.entities import RESERVATIONS
 from hostpms_pipeline.lake import parquet_store
 from hostpms_pipeline.lake.storage import LocalObjectStore
-from hostpms_pipeline.warehouse import checkpoints, database
+from hostpms_pipeline.warehouse import database, ledger
 
 Result = TypeVar("Result")
 UPDATED_FRACTION = 0.10
@@ -59,7 +60,7 @@ def land(url: str, schema: str, raw_root: Path, n_records: int, updates: bool) -
         for key, body in pages:
             property_id = key.split("/")[1]
             location = store.put(key, body)
-            checkpoints.record_landed_file(
+            ledger.record_landed_file(
                 conn,
                 location,
                 property_id,
@@ -93,12 +94,12 @@ def run(label: str, url: str, schema: str, raw_root: Path, processed: Path, reco
     tables = load_mapping_tables()
     stages: dict[str, float] = {}
     with database.connect(url, schema) as conn:
-        pending = len(checkpoints.pending_files(conn))
+        pending = len(ledger.pending_files(conn))
         reset_peak_rss()
         before = rss_mb("VmRSS")
         began = time.perf_counter()
         results = pipeline.process_pending(
-            store, conn, str(processed), tables, stage_seconds=stages
+            RESERVATIONS, store, conn, str(processed), tables, stage_seconds=stages
         )
         elapsed = time.perf_counter() - began
         peak = rss_mb("VmHWM")

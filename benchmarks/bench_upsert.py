@@ -33,12 +33,16 @@ import pyarrow.csv as pa_csv
 from psycopg import sql
 
 from benchmarks.postgres_server import postgres_url
-from hostpms_pipeline.engine.booking_schema import BOOKING_SCHEMA, MONEY, SOURCE, TIMESTAMP
-from hostpms_pipeline.warehouse import booking_store, database, pg_copy
+from hostpms_pipeline.engine.schema import SOURCE, row_schema
+from hostpms_pipeline.entities import RESERVATIONS
+from hostpms_pipeline.entities.spec import MONEY, TIMESTAMP
+from hostpms_pipeline.warehouse import database, entity_store, pg_copy
 
 Result = TypeVar("Result")
 HOTELS = np.array(["PT-LIS-001", "PT-POR-002", "ES-MAD-001"])
 EPOCH = datetime(2024, 1, 1, tzinfo=UTC)
+
+BOOKING_SCHEMA = row_schema(RESERVATIONS)
 
 
 def synthetic_bookings(rows: int, seed: int = 1) -> pa.Table:
@@ -147,7 +151,7 @@ def _cpu_seconds(process: psutil.Process | None) -> float:
     return times.user + times.system
 
 
-def describe(stats: booking_store.UpsertStats) -> str:
+def describe(stats: entity_store.UpsertStats) -> str:
     return (
         f"inserted={stats.inserted} updated={stats.updated} unchanged={stats.unchanged}"
         f" stale={stats.stale} partitions={len(stats.touched_partitions)}"
@@ -230,21 +234,21 @@ def bench(url: str, rows: int, schema: str, compare_loaders: bool) -> None:
         stats = timed(
             "upsert into empty table",
             rows,
-            lambda: booking_store.upsert_bookings(conn, table),
+            lambda: entity_store.upsert(conn, RESERVATIONS, table),
             server,
         )
         print(f"    {describe(stats)}")
         stats = timed(
             "re-upsert, 10% newer and changed",
             rows,
-            lambda: booking_store.upsert_bookings(conn, changed),
+            lambda: entity_store.upsert(conn, RESERVATIONS, changed),
             server,
         )
         print(f"    {describe(stats)}")
         timed(
             "fetch_bookings (all rows to Arrow)",
             rows,
-            lambda: booking_store.fetch_bookings(conn),
+            lambda: entity_store.fetch_rows(conn, RESERVATIONS),
             server,
         )
 

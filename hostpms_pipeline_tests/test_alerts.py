@@ -8,7 +8,6 @@ import pytest
 from dagster import (
     DagsterEventType,
     DagsterInstance,
-    InMemoryIOManager,
     build_run_status_sensor_context,
     build_sensor_context,
     materialize,
@@ -19,8 +18,8 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from hostpms_pipeline.defs import alerts
-from hostpms_pipeline.defs.assets import pipeline_assets
 from hostpms_pipeline.defs.resources import (
+    BatchIOManager,
     HostPMSResource,
     NotifierResource,
     ObjectStoreResource,
@@ -31,6 +30,7 @@ from hostpms_pipeline.defs.sensors import hostpms_sync_failure_alert, hostpms_sy
 from hostpms_pipeline.settings import SIMULATOR_CLIENT_ID
 from hostpms_pipeline.simulator.server import serve_app_in_background
 from hostpms_pipeline.warehouse import checkpoints
+from hostpms_pipeline_tests.fixtures.definitions import connector_graph
 from hostpms_pipeline_tests.fixtures.s3 import TEST_ENV, TEST_REGION
 
 ALERT = alerts.Alert("critical", "PT-LIS-001", "3 consecutive failed sync run(s)", "see the UI")
@@ -93,7 +93,7 @@ def failing_resources(pg_url, pg_schema, tmp_path, running_simulator):
         "raw_store": ObjectStoreResource(url=str(tmp_path / "raw")),
         "processed_store": ObjectStoreResource(url=str(tmp_path / "processed")),
         "postgres": postgres,
-        "batch_io_manager": InMemoryIOManager(),
+        "batch_io_manager": BatchIOManager(),
     }
 
 
@@ -103,7 +103,7 @@ def test_the_third_failure_in_a_row_is_critical(failing_resources, slack):
     with DagsterInstance.ephemeral() as instance:
         for _ in range(3):
             run = materialize(
-                pipeline_assets, resources=failing_resources, instance=instance, partition_key=partition,
+                connector_graph(), resources=failing_resources, instance=instance, partition_key=partition,
                 tags={PROPERTY_TAG: "PT-LIS-001"}, raise_on_error=False,
             )  # fmt: skip
             assert not run.success

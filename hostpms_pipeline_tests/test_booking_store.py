@@ -15,20 +15,34 @@ import pyarrow as pa
 import pytest
 
 from hostpms_pipeline.engine import pipeline
-from hostpms_pipeline.engine.booking_schema import BOOKING_SCHEMA, REJECTED_SCHEMA, SOURCE
 from hostpms_pipeline.engine.mapping import load_mapping_tables
+from hostpms_pipeline.engine.schema import REJECTED_SCHEMA, SOURCE, row_schema
+from hostpms_pipeline.entities import RESERVATIONS
 from hostpms_pipeline.lake import parquet_store
 from hostpms_pipeline.lake.storage import LocalObjectStore
-from hostpms_pipeline.warehouse import booking_store, checkpoints, database
-from hostpms_pipeline.warehouse.booking_store import (
-    UpsertStats,
-    booking_counts,
-    booking_keys,
-    fetch_bookings,
-    insert_rejected,
-    upsert_bookings,
-)
+from hostpms_pipeline.warehouse import database, entity_store, ledger
+from hostpms_pipeline.warehouse.entity_store import UpsertStats, insert_rejected
 from hostpms_pipeline_tests.test_transform import TR2_BOOKING, page, reservation
+
+# The bookings table's functions, as these tests call them.
+BOOKING_SCHEMA = row_schema(RESERVATIONS)
+
+
+def upsert_bookings(conn: psycopg.Connection, rows: pa.Table, **options: Any) -> UpsertStats:
+    return entity_store.upsert(conn, RESERVATIONS, rows, **options)
+
+
+def fetch_bookings(conn: psycopg.Connection, **filters: Any) -> pa.Table:
+    return entity_store.fetch_rows(conn, RESERVATIONS, **filters)
+
+
+def booking_keys(conn: psycopg.Connection, **filters: Any) -> pa.Table:
+    return entity_store.stored_keys(conn, RESERVATIONS, **filters)
+
+
+def booking_counts(conn: psycopg.Connection) -> dict[str, int]:
+    return entity_store.row_counts(conn, RESERVATIONS)
+
 
 T0 = datetime(2024, 3, 15, 14, 0, tzinfo=UTC)
 
@@ -263,7 +277,7 @@ def test_a_stored_booking_the_all_new_sample_missed_is_still_merged(
     pg_conn: psycopg.Connection, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     upsert_bookings(pg_conn, table(booking(1)))
-    monkeypatch.setattr(booking_store, "ALL_NEW_SAMPLE_SIZE", 1)  # samples only the first row
+    monkeypatch.setattr(entity_store, "ALL_NEW_SAMPLE_SIZE", 1)  # samples only the first row
     changed = booking(
         1, status="cancelled", state_hash="state-2", source_updated_at=T0 + timedelta(hours=1)
     )
@@ -435,6 +449,7 @@ def test_booking_keys(pg_conn: psycopg.Connection) -> None:
 def rejected(index: int, location: str = "hostpms/PT-LIS-001/polling/a.json") -> dict[str, Any]:
     return {
         "source": SOURCE,
+        "collection": "reservations",
         "hotel_id": "PT-LIS-001",
         "external_id": None,
         "reason": "missing_reservation_id",
@@ -484,21 +499,30 @@ def test_pending_files_in_chunks_end_as_one_batch(
         body = page([record])
         location = store.put(f"hostpms/PT-LIS-001/polling/page-{number}.json", body)
         landed_at = T0 + timedelta(seconds=number)
-        checkpoints.record_landed_file(
+        ledger.record_landed_file(
             pg_conn, location, "PT-LIS-001", "polling", "reservations", 1, landed_at
         )
     pg_conn.commit()
 
     def process(files_per_chunk: int, processed: Path) -> list[dict[str, Any]]:
         pipeline.process_pending(
-            store, pg_conn, str(processed), load_mapping_tables(), files_per_chunk=files_per_chunk
+            RESERVATIONS,
+            store,
+            pg_conn,
+            str(processed),
+            load_mapping_tables(),
+            files_per_chunk=files_per_chunk,
         )
         rows = fetch_bookings(pg_conn)
-        assert parquet_store.read_bookings(str(processed)).sort_by("id").equals(rows.sort_by("id"))
+        assert (
+            parquet_store.read_rows(str(processed), RESERVATIONS)
+            .sort_by("id")
+            .equals(rows.sort_by("id"))
+        )
         return comparable(rows)
 
     in_chunks = process(2, tmp_path / "chunked")
-    assert checkpoints.pending_files(pg_conn) == []
+    assert ledger.pending_files(pg_conn) == []
     pg_conn.execute("TRUNCATE bookings")
     pg_conn.execute("UPDATE raw_files SET processed_at = NULL")
     pg_conn.commit()
@@ -521,19 +545,19 @@ def test_a_nul_character_from_hostpms_does_not_block_its_batch(
     record = reservation(reservation_id="RSV-\u0000-1", guest__name="Ana\u0000Silva")
     store = LocalObjectStore(tmp_path / "raw")
     location = store.put("hostpms/PT-LIS-001/polling/nul.json", page([record, reservation()]))
-    checkpoints.record_landed_file(
-        pg_conn, location, "PT-LIS-001", "polling", "reservations", 2, T0
-    )
+    ledger.record_landed_file(pg_conn, location, "PT-LIS-001", "polling", "reservations", 2, T0)
     pg_conn.commit()
 
-    pipeline.process_pending(store, pg_conn, str(tmp_path / "processed"), load_mapping_tables())
+    pipeline.process_pending(
+        RESERVATIONS, store, pg_conn, str(tmp_path / "processed"), load_mapping_tables()
+    )
 
     names = {row["external_id"]: row["guest_name"] for row in fetch_bookings(pg_conn).to_pylist()}
     assert names == {
         "RSV-\ufffd-1": "Ana\ufffdSilva",
         TR2_BOOKING["external_id"]: TR2_BOOKING["guest_name"],
     }
-    assert checkpoints.pending_files(pg_conn) == []
+    assert ledger.pending_files(pg_conn) == []
 
 
 def test_a_failing_chunk_keeps_what_earlier_chunks_committed(
@@ -544,7 +568,7 @@ def test_a_failing_chunk_keeps_what_earlier_chunks_committed(
         for number in range(4):
             record = reservation(reservation_id=f"RSV-{number}", updated_at="2024-03-15T14:00:00Z")
             location = store.put(f"hostpms/PT-LIS-001/polling/page-{number}.json", page([record]))
-            checkpoints.record_landed_file(
+            ledger.record_landed_file(
                 conn,
                 location,
                 "PT-LIS-001",
@@ -553,23 +577,28 @@ def test_a_failing_chunk_keeps_what_earlier_chunks_committed(
                 1,
                 T0 + timedelta(seconds=number),
             )
-    real_upsert, calls = pipeline.booking_store.upsert_bookings, []
+    real_upsert, calls = pipeline.entity_store.upsert, []
 
-    def upsert_failing_second_time(conn, bookings, **options):
+    def upsert_failing_second_time(conn, spec, bookings, **options):
         calls.append(bookings.num_rows)
         if len(calls) == 2:
             raise RuntimeError("crash while loading the second chunk")
-        return real_upsert(conn, bookings, **options)
+        return real_upsert(conn, spec, bookings, **options)
 
-    monkeypatch.setattr(pipeline.booking_store, "upsert_bookings", upsert_failing_second_time)
+    monkeypatch.setattr(pipeline.entity_store, "upsert", upsert_failing_second_time)
     # The crash leaves through the connection, which rolls back whatever was not committed.
     with pytest.raises(RuntimeError), database.connect(pg_url, pg_schema) as conn:
         pipeline.process_pending(
-            store, conn, str(tmp_path / "out"), load_mapping_tables(), files_per_chunk=2
+            RESERVATIONS,
+            store,
+            conn,
+            str(tmp_path / "out"),
+            load_mapping_tables(),
+            files_per_chunk=2,
         )
     with database.connect(pg_url, pg_schema) as conn:  # a new session sees only what was committed
         assert sorted(fetch_bookings(conn)["external_id"].to_pylist()) == ["RSV-0", "RSV-1"]
-        assert len(checkpoints.pending_files(conn)) == 2
+        assert len(ledger.pending_files(conn)) == 2
 
 
 @pytest.mark.parametrize("files, size", [(0, 200), (1, 200), (201, 200), (2000, 200), (5, 2)])

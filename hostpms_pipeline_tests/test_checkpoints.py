@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 
-from hostpms_pipeline.warehouse import checkpoints
+from hostpms_pipeline.warehouse import checkpoints, ledger
 
 T0 = datetime(2024, 3, 15, 14, 0, tzinfo=UTC)
 
@@ -78,7 +78,7 @@ def land(conn: psycopg.Connection, location: str, landed_at: datetime, **overrid
         "collection": "reservations",
         "record_count": 3,
     } | overrides
-    return checkpoints.record_landed_file(conn, location, landed_at=landed_at, **fields)
+    return ledger.record_landed_file(conn, location, landed_at=landed_at, **fields)
 
 
 def test_ledger_lists_pending_files_in_landing_order(pg_conn: psycopg.Connection) -> None:
@@ -87,12 +87,12 @@ def test_ledger_lists_pending_files_in_landing_order(pg_conn: psycopg.Connection
     land(pg_conn, "w.json", T0, kind="webhook")
     land(pg_conn, "m.json", T0, property_id="ES-MAD-001")
 
-    assert checkpoints.pending_files(pg_conn) == ["m.json", "w.json", "a.json", "b.json"]
-    assert checkpoints.pending_files(pg_conn, property_id="PT-LIS-001", kind="polling") == [
+    assert ledger.pending_files(pg_conn) == ["m.json", "w.json", "a.json", "b.json"]
+    assert ledger.pending_files(pg_conn, property_id="PT-LIS-001", kind="polling") == [
         "a.json",
         "b.json",
     ]
-    assert checkpoints.pending_files(pg_conn, kind="webhook") == ["w.json"]
+    assert ledger.pending_files(pg_conn, kind="webhook") == ["w.json"]
 
 
 def test_a_record_budget_takes_the_oldest_files_and_at_least_one(
@@ -103,28 +103,28 @@ def test_a_record_budget_takes_the_oldest_files_and_at_least_one(
     ):
         land(pg_conn, location, T0 + timedelta(seconds=second), record_count=records)
 
-    assert checkpoints.pending_within_budget(pg_conn, 650) == (["a.json", "b.json"], 1)
-    assert checkpoints.pending_within_budget(pg_conn, 600) == (["a.json", "b.json"], 1)
-    assert checkpoints.pending_within_budget(pg_conn, 100) == (
+    assert ledger.pending_within_budget(pg_conn, 650) == (["a.json", "b.json"], 1)
+    assert ledger.pending_within_budget(pg_conn, 600) == (["a.json", "b.json"], 1)
+    assert ledger.pending_within_budget(pg_conn, 100) == (
         ["a.json"],
         2,
     )  # bigger than the budget
-    assert checkpoints.pending_within_budget(pg_conn, None) == (["a.json", "b.json", "c.json"], 0)
+    assert ledger.pending_within_budget(pg_conn, None) == (["a.json", "b.json", "c.json"], 0)
 
 
 def test_landing_the_same_file_twice_is_recorded_once(pg_conn: psycopg.Connection) -> None:
     assert land(pg_conn, "a.json", T0) is True
     assert land(pg_conn, "a.json", T0 + timedelta(seconds=5)) is False
-    assert checkpoints.pending_files(pg_conn) == ["a.json"]
+    assert ledger.pending_files(pg_conn) == ["a.json"]
 
 
 def test_processed_files_are_no_longer_pending(pg_conn: psycopg.Connection) -> None:
     for second, location in enumerate(["a.json", "b.json", "c.json"]):
         land(pg_conn, location, T0 + timedelta(seconds=second))
 
-    assert checkpoints.mark_processed(pg_conn, ["a.json", "c.json"]) == 2
-    assert checkpoints.mark_processed(pg_conn, ["a.json"]) == 0
-    assert checkpoints.pending_files(pg_conn) == ["b.json"]
+    assert ledger.mark_processed(pg_conn, ["a.json", "c.json"]) == 2
+    assert ledger.mark_processed(pg_conn, ["a.json"]) == 0
+    assert ledger.pending_files(pg_conn) == ["b.json"]
 
 
 def test_ledger_rejects_an_unknown_kind(pg_conn: psycopg.Connection) -> None:
@@ -140,5 +140,5 @@ def test_landing_record_and_checkpoint_commit_or_roll_back_together(
         checkpoints.save_checkpoint(pg_conn, "PT-LIS-001", "reservations", T0, "c-1")
         raise RuntimeError("crash before commit")
 
-    assert checkpoints.pending_files(pg_conn) == []
+    assert ledger.pending_files(pg_conn) == []
     assert checkpoints.get_checkpoint(pg_conn, "PT-LIS-001", "reservations") is None

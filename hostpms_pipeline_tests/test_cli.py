@@ -147,6 +147,6 @@ def test_resync_rereads_the_whole_history_and_changes_nothing(environment, pg_ur
     incremental = hostpms("sync", env=env)
     resync = hostpms("resync", "ES-MAD-001", env=env)
     assert resync.returncode == 0, resync.stderr
-    polled = lambda done: int(done.stdout.split("pages, ")[1].split(" reservations")[0])  # noqa: E731
+    polled = lambda done: int(done.stdout.split("reservations: ")[1].split(" polled")[0])  # noqa: E731
     assert polled(resync) == before["ES-MAD-001"] > polled(incremental)
     assert count_bookings(pg_url, pg_schema) == before

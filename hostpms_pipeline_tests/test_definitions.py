@@ -3,48 +3,70 @@
 import shutil
 from datetime import UTC, datetime
 
-from dagster import AssetKey, DagsterInstance, Definitions, build_schedule_context
+from dagster import DagsterInstance, Definitions, build_schedule_context
 
 from hostpms_pipeline.cli.commands import PROJECT_ROOT
-from hostpms_pipeline.definitions import defs
-from hostpms_pipeline.defs.checks import (
-    ACCOUNTED_FOR_SPEC,
-    BLOCKING_RULES,
-    QUALITY_SPECS,
-    WARNING_RULES,
-    WEBHOOK_LAG_SPEC,
-)
+from hostpms_pipeline.definitions import defs as load_defs
+from hostpms_pipeline.defs.checks import ACCOUNTED_FOR, WEBHOOK_LAG, batch_rules
+from hostpms_pipeline.defs.keys import entity_keys
 from hostpms_pipeline.defs.partitions import live_partition_key, sync_scope
 from hostpms_pipeline.defs.schedules import PROPERTY_TAG
+from hostpms_pipeline.entities import ENTITIES
 from hostpms_pipeline.settings import get_settings
+
+defs = load_defs()
 
 
 def test_definitions_load():
     Definitions.validate_loadable(defs)
 
 
-def test_asset_graph_runs_raw_to_postgres_and_parquet():
+def test_settings_are_read_when_the_code_location_loads_not_at_import(monkeypatch):
+    monkeypatch.setenv("HOSTPMS_PROPERTY_IDS", "PT-LIS-001,ES-BCN-009")
+    get_settings.cache_clear()
+    try:
+        loaded = load_defs()
+    finally:
+        get_settings.cache_clear()
+    raw = loaded.resolve_assets_def(entity_keys(ENTITIES[0]).raw)
+    properties = raw.partitions_def.get_partitions_def_for_dimension("property")
+    assert properties.get_partition_keys() == ["PT-LIS-001", "ES-BCN-009"]
+
+
+def test_each_entity_is_its_own_chain_from_raw_to_postgres_and_parquet():
     graph = defs.resolve_asset_graph()
     keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
-    assert keys == {
-        "hostpms/raw_reservations",
-        "hostpms/mapped_bookings",
-        "hostpms/deduplicated_bookings",
-        "hostpms/bookings",
-        "hostpms/bookings_parquet",
-    }
-    parents = graph.get(AssetKey(["hostpms", "bookings_parquet"])).parent_keys
-    assert AssetKey(["hostpms", "bookings"]) in parents
+    expected = set()
+    for spec in ENTITIES:
+        chain = entity_keys(spec)
+        expected |= {key.to_user_string() for key in vars(chain).values()}
+        groups = {graph.get(key).group_name for key in vars(chain).values()}
+        assert groups == {spec.table}
+        assert chain.raw in graph.get(chain.mapped).parent_keys
+        assert chain.mapped in graph.get(chain.deduplicated).parent_keys
+        assert chain.deduplicated in graph.get(chain.table).parent_keys
+        assert chain.table in graph.get(chain.parquet).parent_keys
+    assert keys == expected
+    assert "hostpms/guests" in keys and "hostpms/bookings_parquet" in keys
 
 
 def test_bad_data_checks_block_postgres_and_warnings_do_not():
-    specs = {spec.name: spec for spec in [*QUALITY_SPECS, ACCOUNTED_FOR_SPEC]}
-    blocking = {name for name, spec in specs.items() if spec.blocking}
-    assert set(BLOCKING_RULES) | {"every_raw_record_accounted_for"} <= blocking
-    assert not blocking & set(WARNING_RULES)
-    registered = {key.name for key in defs.resolve_asset_graph().asset_check_keys}
-    others = {"postgres_matches_parquet", "every_property_synced_recently", WEBHOOK_LAG_SPEC.name}
-    assert set(specs) | others == registered
+    check_keys = defs.resolve_asset_graph().asset_check_keys
+    for spec in ENTITIES:
+        chain = entity_keys(spec)
+        rules = batch_rules(spec)
+        blocking = {rule.name for rule in rules if rule.blocking}
+        assert {f"unique_{spec.row}_key", "required_fields"} <= blocking
+        assert "mapped_values_known" not in blocking
+        registered = {key.name for key in check_keys if key.asset_key == chain.deduplicated}
+        assert registered == {rule.name for rule in rules}
+        specs = defs.resolve_assets_def(chain.deduplicated).check_specs
+        assert {s.name for s in specs if s.blocking} == blocking
+        assert {key.name for key in check_keys if key.asset_key == chain.mapped} == {ACCOUNTED_FOR}
+        on_table = {key.name for key in check_keys if key.asset_key == chain.table}
+        assert {WEBHOOK_LAG, "every_property_synced_recently"} <= on_table
+        on_parquet = {key.name for key in check_keys if key.asset_key == chain.parquet}
+        assert on_parquet == {"postgres_matches_parquet"}
 
 
 def test_hourly_schedule_requests_the_live_partition_of_every_property():
@@ -84,4 +106,6 @@ def test_instance_config_dequeues_every_second_and_launches_runs_in_parallel(tmp
 def test_full_resync_is_one_launch_in_the_ui():
     job = defs.resolve_job_def("hostpms_full_resync_job")
     config = job.get_run_config_for_partition_key(str(live_partition_key("PT-LIS-001")))
-    assert config["ops"]["hostpms__raw_reservations"]["config"] == {"full_resync": True}
+    for spec in ENTITIES:
+        op = entity_keys(spec).raw.to_python_identifier()
+        assert config["ops"][op]["config"] == {"full_resync": True}

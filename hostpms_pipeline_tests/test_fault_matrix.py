@@ -27,6 +27,7 @@ from psycopg import sql
 
 from hostpms_pipeline.engine import pipeline
 from hostpms_pipeline.engine.mapping import load_mapping_tables
+from hostpms_pipeline.entities import RESERVATIONS
 from hostpms_pipeline.hostpms.client import (
     Credentials,
     FetchedPage,
@@ -46,7 +47,7 @@ from hostpms_pipeline.simulator import (
     SimulatorConfig,
     run_in_background,
 )
-from hostpms_pipeline.warehouse import booking_store, checkpoints, database
+from hostpms_pipeline.warehouse import checkpoints, database, entity_store, ledger
 from hostpms_pipeline_tests.fixtures.simulator import FAST_WEBHOOKS
 
 FIRST, SECOND = PROPERTIES = ("PT-LIS-001", "ES-MAD-001")
@@ -129,7 +130,7 @@ class Environment:
             with self.connect() as conn:
                 target = processed_url or self.processed_url
                 pipeline.process_pending(
-                    self.raw, conn, target, TABLES, files_per_chunk=FILES_PER_CHUNK
+                    RESERVATIONS, self.raw, conn, target, TABLES, files_per_chunk=FILES_PER_CHUNK
                 )
         except Exception as error:  # noqa: BLE001 - the outcome under test
             failures["etl"] = type(error)
@@ -144,7 +145,7 @@ class Environment:
 
     def state(self) -> FinalState:
         with self.connect() as conn:
-            bookings = booking_store.booking_keys(conn).to_pylist()
+            bookings = entity_store.stored_keys(conn, RESERVATIONS).to_pylist()
             rejected = set(
                 conn.execute("SELECT hotel_id, external_id, reason, detail FROM rejected_records")
             )
@@ -288,7 +289,7 @@ def assert_bookings_hold_the_newest_versions(env: Environment) -> list[str]:
     """Every booking is at the version HostPMS serves now; returns those that changed just now."""
     now = env.simulator.clock.now()
     with env.connect() as conn:
-        stored = booking_store.fetch_bookings(conn).to_pylist()
+        stored = entity_store.fetch_rows(conn, RESERVATIONS).to_pylist()
     for booking in stored:
         timeline = env.simulator.dataset.timeline(booking["hotel_id"], "reservations")
         assert (
@@ -346,7 +347,7 @@ def test_crash_after_landing_before_the_checkpoint(env, fault_free):
 
 def test_crash_inside_the_postgres_load(env, fault_free, monkeypatch):
     """The second chunk's load fails inside its transaction, after its upsert: nothing half-written stays."""
-    original = checkpoints.mark_processed
+    original = ledger.mark_processed
     calls: list[int] = []
 
     def mark_processed_crashing_once(conn, locations):
@@ -355,11 +356,11 @@ def test_crash_inside_the_postgres_load(env, fault_free, monkeypatch):
             raise Crash("crashed inside the load transaction")
         return original(conn, locations)
 
-    monkeypatch.setattr(checkpoints, "mark_processed", mark_processed_crashing_once)
+    monkeypatch.setattr(ledger, "mark_processed", mark_processed_crashing_once)
     assert env.run() == {"etl": Crash}
     with env.connect() as conn:
         assert (
-            len(checkpoints.pending_files(conn)) > FILES_PER_CHUNK
+            len(ledger.pending_files(conn)) > FILES_PER_CHUNK
         )  # the failed chunk and later ones wait
     env.finish()
     assert env.state() == fault_free
@@ -375,8 +376,8 @@ def test_crash_in_the_parquet_export(env, fault_free, tmp_path):
     env.finish()
     assert env.state() == fault_free
     with env.connect() as conn:
-        in_postgres = booking_store.booking_keys(conn)
-    parquet = parquet_store.read_bookings(env.processed_url)
+        in_postgres = entity_store.stored_keys(conn, RESERVATIONS)
+    parquet = parquet_store.read_rows(env.processed_url, RESERVATIONS)
     assert pipeline.key_set(parquet) == pipeline.key_set(in_postgres)
     assert_never_over_the_rate_limit(env.simulator)
 

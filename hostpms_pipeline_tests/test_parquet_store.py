@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -12,17 +13,22 @@ import pyarrow as pa
 import pytest
 from pyarrow.fs import FileSelector, FileType
 
-from hostpms_pipeline.engine.booking_schema import BOOKING_SCHEMA, day_runs, first_of_each_id
-from hostpms_pipeline.lake.parquet_store import (
-    FILE_NAME,
-    dataset_summary,
-    filesystem_for,
-    partition_of,
-    partition_path,
-    read_bookings,
-    replace_partitions,
-    touched_partitions,
-)
+from hostpms_pipeline.engine.schema import day_runs, first_of_each_id, partition_days, row_schema
+from hostpms_pipeline.entities import RESERVATIONS
+from hostpms_pipeline.lake import parquet_store
+from hostpms_pipeline.lake.parquet_store import FILE_NAME, filesystem_for, partition_path
+
+# The bookings dataset's functions, as these tests call them.
+BOOKING_SCHEMA = row_schema(RESERVATIONS)
+dataset_summary = partial(parquet_store.dataset_summary, spec=RESERVATIONS)
+read_bookings = partial(parquet_store.read_rows, spec=RESERVATIONS)
+partition_of = partial(partition_days, RESERVATIONS)
+touched_partitions = partial(parquet_store.touched_partitions, RESERVATIONS)
+
+
+def replace_partitions(processed_url: str, rows: pa.Table, partitions) -> int:
+    return parquet_store.replace_partitions(processed_url, RESERVATIONS, rows, partitions)
+
 
 MARCH_5 = (2026, 3, 5)
 MARCH_6 = (2026, 3, 6)

@@ -3,21 +3,27 @@
 from __future__ import annotations
 
 import pytest
-from dagster import DagsterInstance, InMemoryIOManager, MultiPartitionKey, materialize
+from dagster import DagsterInstance, MultiPartitionKey, materialize
 
-from hostpms_pipeline.defs.assets import pipeline_assets
-from hostpms_pipeline.defs.checks import pipeline_checks
+from hostpms_pipeline.defs.keys import entity_keys
 from hostpms_pipeline.defs.partitions import (
     MONTH_DIMENSION,
     PROPERTY_DIMENSION,
     live_partition_key,
     sync_scope,
 )
-from hostpms_pipeline.defs.resources import HostPMSResource, ObjectStoreResource, PostgresResource
+from hostpms_pipeline.defs.resources import (
+    BatchIOManager,
+    HostPMSResource,
+    ObjectStoreResource,
+    PostgresResource,
+)
 from hostpms_pipeline.engine import pipeline
+from hostpms_pipeline.entities import RESERVATIONS
 from hostpms_pipeline.lake import parquet_store
 from hostpms_pipeline.settings import SIMULATOR_CLIENT_ID, SIMULATOR_CLIENT_SECRET, get_settings
-from hostpms_pipeline.warehouse import booking_store, checkpoints, database
+from hostpms_pipeline.warehouse import database, entity_store, outbox
+from hostpms_pipeline_tests.fixtures.definitions import connector_graph, materialization_metadata
 
 
 @pytest.fixture
@@ -34,7 +40,7 @@ def resources(running_simulator, pg_url, pg_schema, tmp_path):
         "raw_store": ObjectStoreResource(url=str(tmp_path / "raw")),
         "processed_store": ObjectStoreResource(url=str(tmp_path / "processed")),
         "postgres": postgres,
-        "batch_io_manager": InMemoryIOManager(),
+        "batch_io_manager": BatchIOManager(),
     }
 
 
@@ -46,7 +52,7 @@ def instance():
 
 def run(resources, instance, partition_key):
     return materialize(
-        [*pipeline_assets, *pipeline_checks],
+        connector_graph(),
         resources=resources,
         instance=instance,
         partition_key=str(partition_key),
@@ -56,7 +62,7 @@ def run(resources, instance, partition_key):
 
 def stored(resources):
     with resources["postgres"].connect() as conn:
-        return booking_store.booking_keys(conn)
+        return entity_store.stored_keys(conn, RESERVATIONS)
 
 
 def visible_reservations(running_simulator, property_id):
@@ -76,10 +82,12 @@ def test_every_property_syncs_with_every_check_passing(resources, instance, runn
         result = run(resources, instance, live_partition_key(property_id))
         assert result.success
         # Until every property has synced, the sync-lag check rightly fails.
-        assert failed_checks(result) == ["every_property_synced_recently"]
+        assert set(failed_checks(result)) == {"every_property_synced_recently"}
     result = run(resources, instance, live_partition_key(last))
     assert result.success
-    assert len(result.get_asset_check_evaluations()) == 12
+    every_check = {c for a in connector_graph() for c in getattr(a, "check_keys", ())}
+    evaluated = {(e.asset_key, e.check_name) for e in result.get_asset_check_evaluations()}
+    assert evaluated == {(key.asset_key, key.name) for key in every_check}
     assert failed_checks(result) == []
     keys = stored(resources)
     for property_id in get_settings().property_ids:
@@ -91,7 +99,7 @@ def test_every_property_syncs_with_every_check_passing(resources, instance, runn
             if h == property_id
         }
         assert in_postgres == set(visible_reservations(running_simulator, property_id))
-    parquet = parquet_store.read_bookings(resources["processed_store"].url)
+    parquet = parquet_store.read_rows(resources["processed_store"].url, RESERVATIONS)
     assert pipeline.key_set(parquet) == pipeline.key_set(keys)
 
 
@@ -102,7 +110,7 @@ def test_a_second_run_changes_nothing(resources, instance):
     second = run(resources, instance, partition)
     assert second.success
     assert stored(resources).equals(before)  # same ids, versions and state hashes
-    loaded = second.asset_materializations_for_node("hostpms__bookings")[0].metadata
+    loaded = materialization_metadata(second, entity_keys(RESERVATIONS).table)
     assert loaded["inserted"].value == 0 and loaded["versions_bumped"].value == 0
 
 
@@ -126,7 +134,7 @@ def test_the_parquet_step_merges_what_the_bookings_step_wrote(resources, instanc
     partition = live_partition_key("PT-POR-002")
     first = run(resources, instance, partition)
     assert first.success
-    exported = first.asset_materializations_for_node("hostpms__bookings_parquet")[0].metadata
+    exported = materialization_metadata(first, entity_keys(RESERVATIONS).parquet)
     # Every day this run queued was merged from the rows it kept: none read back.
     assert (
         exported["partitions_merged_from_this_run"].value
@@ -134,9 +142,9 @@ def test_the_parquet_step_merges_what_the_bookings_step_wrote(resources, instanc
         > 0
     )
     with resources["postgres"].connect() as conn:
-        in_postgres = booking_store.fetch_bookings(conn).sort_by("id")
+        in_postgres = entity_store.fetch_rows(conn, RESERVATIONS).sort_by("id")
     assert (
-        parquet_store.read_bookings(resources["processed_store"].url)
+        parquet_store.read_rows(resources["processed_store"].url, RESERVATIONS)
         .sort_by("id")
         .equals(in_postgres)
     )
@@ -153,7 +161,7 @@ def test_backfill_of_one_past_month_loads_exactly_that_window(
     result = run(resources, instance, partition)
     assert result.success
     with resources["postgres"].connect() as conn:
-        rows = booking_store.fetch_bookings(conn, hotel_id="PT-POR-002")
+        rows = entity_store.fetch_rows(conn, RESERVATIONS, hotel_id="PT-POR-002")
     updated = rows["source_updated_at"].to_pylist()
     assert updated, "the simulator has history in every month of the last two years"
     assert all(scope.window_start <= moment < scope.window_end for moment in updated)
@@ -168,10 +176,10 @@ def test_a_failed_parquet_export_is_caught_up_by_the_next_one(resources, instanc
     result = run(failing, instance, live_partition_key("PT-LIS-001"))
     assert not result.success  # PostgreSQL committed, Parquet could not be written
     with resources["postgres"].connect() as conn:
-        exported = pipeline.export_parquet(conn, resources["processed_store"].url)
-        in_postgres = booking_store.booking_keys(conn)
+        exported = pipeline.export_parquet(conn, RESERVATIONS, resources["processed_store"].url)
+        in_postgres = entity_store.stored_keys(conn, RESERVATIONS)
     assert exported.partitions > 0 and exported.rows == in_postgres.num_rows
-    parquet = parquet_store.read_bookings(resources["processed_store"].url)
+    parquet = parquet_store.read_rows(resources["processed_store"].url, RESERVATIONS)
     assert pipeline.key_set(parquet) == pipeline.key_set(in_postgres)
 
 
@@ -180,17 +188,17 @@ def test_the_export_rewrites_in_bounded_groups_and_still_equals_postgres(resourc
     with resources["postgres"].connect() as conn:
         days = [(d.year, d.month, d.day) for (d,) in conn.execute(
             "SELECT DISTINCT (booked_at AT TIME ZONE 'UTC')::date FROM bookings")]  # fmt: skip
-        checkpoints.enqueue_parquet_partitions(conn, days)
+        outbox.enqueue(conn, "bookings", days)
         conn.commit()
-        counts = booking_store.rows_per_day(conn, days)
+        counts = entity_store.rows_per_day(conn, RESERVATIONS, days)
         groups = list(pipeline._day_groups(counts, days, rows_per_group=20))
         exported = pipeline.export_parquet(
-            conn, resources["processed_store"].url, rows_per_group=20
+            conn, RESERVATIONS, resources["processed_store"].url, rows_per_group=20
         )
-        in_postgres = booking_store.booking_keys(conn)
+        in_postgres = entity_store.stored_keys(conn, RESERVATIONS)
     assert len(groups) > 3
     assert all(sum(counts[day] for day in group) <= 20 or len(group) == 1 for group in groups)
     assert sorted(day for group in groups for day in group) == sorted(days)
     assert exported.partitions == len(days) and exported.rows == in_postgres.num_rows
-    parquet = parquet_store.read_bookings(resources["processed_store"].url)
+    parquet = parquet_store.read_rows(resources["processed_store"].url, RESERVATIONS)
     assert pipeline.key_set(parquet) == pipeline.key_set(in_postgres)

@@ -16,7 +16,7 @@ from hostpms_pipeline.ingest.polling import sync_incremental
 from hostpms_pipeline.lake.storage import LocalObjectStore, open_store
 from hostpms_pipeline.settings import SIMULATOR_CLIENT_ID, SIMULATOR_CLIENT_SECRET
 from hostpms_pipeline.simulator import HostPMSSimulator, run_in_background
-from hostpms_pipeline.warehouse import checkpoints, database
+from hostpms_pipeline.warehouse import checkpoints, database, ledger
 from hostpms_pipeline_tests.fixtures.s3 import s3_client
 
 PROPERTY = "PT-LIS-001"
@@ -117,7 +117,7 @@ def test_landed_pages_follow_the_raw_layout_and_hold_the_records(
     )
     assert sum(len(page["data"]) for page in landed) == result.records == visible
     with connect() as conn:
-        assert sorted(checkpoints.pending_files(conn, PROPERTY)) == sorted(result.locations)
+        assert sorted(ledger.pending_files(conn, PROPERTY)) == sorted(result.locations)
         checkpoint = checkpoints.get_checkpoint(conn, PROPERTY, "reservations")
     assert checkpoint.cursor is None
     assert checkpoint.updated_since == result.watermark

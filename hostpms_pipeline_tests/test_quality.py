@@ -6,10 +6,15 @@ from decimal import Decimal
 import pyarrow as pa
 import pytest
 
+from hostpms_pipeline.defs.checks import batch_rules, evaluate_webhook_lag
+from hostpms_pipeline.defs.keys import entity_keys
 from hostpms_pipeline.engine import quality
-from hostpms_pipeline.engine.booking_schema import BOOKING_SCHEMA
-from hostpms_pipeline.engine.transform import ISO_4217_CURRENCIES
+from hostpms_pipeline.engine.parsing import ISO_4217_CURRENCIES
+from hostpms_pipeline.engine.schema import row_schema
+from hostpms_pipeline.entities import RESERVATIONS
 from hostpms_pipeline_tests.test_transform import TR2_BOOKING
+
+BOOKING_SCHEMA = row_schema(RESERVATIONS)
 
 
 def booking(**overrides) -> dict:
@@ -34,43 +39,39 @@ def table(*rows: dict) -> pa.Table:
 
 GOOD = table(booking(), booking(id="6f1d7c1e-0000-5000-8000-000000000002", external_id="RSV-2"))
 
-RULES = [
-    quality.unique_key,
-    quality.required_fields,
-    quality.checkout_after_checkin,
-    quality.stay_and_lead_time_match_dates,
-    quality.currency_is_iso_4217,
-    quality.totals_not_negative,
-    quality.mapped_values_known,
-    quality.iva_consistent_with_country,
-]
+# The bookings' batch rules by name: the generic ones and the reservation spec's own.
+RULES = {rule.name: rule.evaluate for rule in batch_rules(RESERVATIONS)}
 
 
-@pytest.mark.parametrize("rule", RULES, ids=lambda rule: rule.__name__)
-def test_rule_passes_on_good_bookings(rule):
-    assert rule(GOOD).passed
+@pytest.mark.parametrize("name", sorted(RULES))
+def test_rule_passes_on_good_bookings(name):
+    assert RULES[name](GOOD).passed
 
 
 BAD_CASES = [
-    (quality.unique_key, table(booking(), booking())),
-    (quality.required_fields, table(booking(currency=None))),
+    ("unique_booking_key", table(booking(), booking())),
+    ("required_fields", table(booking(status=None))),
     (
-        quality.checkout_after_checkin,
+        "checkout_after_checkin",
         table(booking(check_out_date=date(2024, 3, 20), length_of_stay=0)),
     ),
-    (quality.stay_and_lead_time_match_dates, table(booking(length_of_stay=4))),
-    (quality.stay_and_lead_time_match_dates, table(booking(lead_time=20))),
-    (quality.currency_is_iso_4217, table(booking(currency="EU"))),
-    (quality.currency_is_iso_4217, table(booking(currency="eur"))),
-    (quality.totals_not_negative, table(booking(total_amount=Decimal("-0.01")))),
-    (quality.mapped_values_known, table(booking(status="unknown", status_original="pendente"))),
-    (quality.iva_consistent_with_country, table(booking(iva_amount=Decimal("50.00")))),
+    ("stay_and_lead_time_match_dates", table(booking(length_of_stay=4))),
+    ("stay_and_lead_time_match_dates", table(booking(lead_time=20))),
+    ("currency_is_iso_4217", table(booking(currency="EU"))),
+    ("currency_is_iso_4217", table(booking(currency="eur"))),
+    ("totals_not_negative", table(booking(total_amount=Decimal("-0.01")))),
+    ("mapped_values_known", table(booking(status="unknown", status_original="pendente"))),
+    ("iva_consistent_with_country", table(booking(iva_amount=Decimal("50.00")))),
 ]
 
 
-@pytest.mark.parametrize("rule, bad", BAD_CASES, ids=lambda v: getattr(v, "__name__", ""))
-def test_rule_catches_its_fault(rule, bad):
-    outcome = rule(bad)
+def test_every_rule_has_a_bad_case():
+    assert {name for name, _ in BAD_CASES} == set(RULES)
+
+
+@pytest.mark.parametrize("name, bad", BAD_CASES, ids=[name for name, _ in BAD_CASES])
+def test_rule_catches_its_fault(name, bad):
+    outcome = RULES[name](bad)
     assert not outcome.passed
     assert outcome.failing >= 1
 
@@ -81,7 +82,7 @@ def test_unknown_values_are_counted_by_field_and_original_value():
         booking(id="b", external_id="RSV-2", status="unknown", status_original="pendente"),
         booking(id="c", external_id="RSV-3", channel="unknown", channel_original="telefone"),
     )
-    outcome = quality.mapped_values_known(bad)
+    outcome = quality.mapped_values_known(RESERVATIONS, bad)
     assert outcome.metadata["unknown_values"] == {
         "status": {"pendente": 2},
         "channel": {"telefone": 1},
@@ -93,16 +94,15 @@ def test_iva_accepts_spanish_rate_included_in_total():
     spanish = table(
         booking(hotel_id="ES-MAD-001", total_amount=Decimal("110.00"), iva_amount=Decimal("10.00"))
     )
-    assert quality.iva_consistent_with_country(spanish).passed
+    assert RULES["iva_consistent_with_country"](spanish).passed
     portuguese_rate_in_spain = table(
         booking(hotel_id="ES-MAD-001", total_amount=Decimal("100.00"), iva_amount=Decimal("6.00"))
     )
-    assert not quality.iva_consistent_with_country(portuguese_rate_in_spain).passed
+    assert not RULES["iva_consistent_with_country"](portuguese_rate_in_spain).passed
 
 
 def test_webhook_lag_check_fails_past_30_seconds_and_ignores_polled_rows():
-    from hostpms_pipeline.defs.checks import evaluate_webhook_lag
-
+    keys = entity_keys(RESERVATIONS)
     loaded_at = datetime(2026, 11, 24, 12, 0, 40, tzinfo=UTC)
     received = datetime(2026, 11, 24, 12, 0, 0, tzinfo=UTC)
     polled = booking(
@@ -110,19 +110,19 @@ def test_webhook_lag_check_fails_past_30_seconds_and_ignores_polled_rows():
     )
     late = booking(id="b", external_id="RSV-2", raw_location="raw/hostpms/PT-LIS-001/webhooks/e/x.json",
                    event_received_at=received)  # fmt: skip
-    assert evaluate_webhook_lag(table(polled), loaded_at).passed
-    failing = evaluate_webhook_lag(table(polled, late), loaded_at)
+    assert evaluate_webhook_lag(keys, table(polled), loaded_at).passed
+    failing = evaluate_webhook_lag(keys, table(polled, late), loaded_at)
     assert not failing.passed
     assert failing.metadata["lag_p95_seconds"].value == 40.0
 
 
-@pytest.mark.parametrize("rule", RULES, ids=lambda rule: rule.__name__)
-def test_rule_passes_on_an_empty_batch(rule):
+@pytest.mark.parametrize("name", sorted(RULES))
+def test_rule_passes_on_an_empty_batch(name):
     # A load with nothing new (e.g. a webhook run whose drops an earlier run took) is not an error.
-    assert rule(table()).passed
+    assert RULES[name](table()).passed
 
 
 def test_every_currency_the_transform_accepts_passes_the_check():
     accepted = [booking(id=str(i), external_id=f"RSV-{i}", currency=code)
                 for i, code in enumerate(sorted(ISO_4217_CURRENCIES))]  # fmt: skip
-    assert quality.currency_is_iso_4217(table(*accepted)).passed
+    assert RULES["currency_is_iso_4217"](table(*accepted)).passed

@@ -14,15 +14,29 @@ import orjson
 import pyarrow as pa
 import pytest
 
-from hostpms_pipeline.engine.booking_schema import BOOKING_SCHEMA, REJECTED_SCHEMA
+from hostpms_pipeline.engine import reading
+from hostpms_pipeline.engine import transform as engine_transform
 from hostpms_pipeline.engine.mapping import load_mapping_tables
-from hostpms_pipeline.engine.transform import (
-    BOOKING_ID_NAMESPACE,
-    booking_id,
-    deduplicate,
-    read_landed,
-    to_bookings,
-)
+from hostpms_pipeline.engine.schema import REJECTED_SCHEMA, row_schema
+from hostpms_pipeline.engine.transform import deduplicate
+from hostpms_pipeline.entities import RESERVATIONS
+
+# The reservation spec's steps, as these golden tests call them.
+BOOKING_SCHEMA = row_schema(RESERVATIONS)
+BOOKING_ID_NAMESPACE = RESERVATIONS.id_namespace
+
+
+def booking_id(hotel_id: str, external_id: str) -> str:
+    return engine_transform.row_id(RESERVATIONS, hotel_id, external_id)
+
+
+def read_landed(files) -> pa.Table:
+    return reading.read_landed(RESERVATIONS, files)
+
+
+def to_bookings(raw: pa.Table, tables, synced_at: datetime) -> tuple[pa.Table, pa.Table]:
+    return engine_transform.to_rows(RESERVATIONS, raw, tables, synced_at)
+
 
 SYNCED_AT = datetime(2024, 3, 15, 14, 30, tzinfo=UTC)
 RECEIVED_AT = "2024-03-15T14:00:01.250000Z"

@@ -24,7 +24,8 @@ import pytest
 from pydantic import SecretStr
 from starlette.types import ASGIApp
 
-from hostpms_pipeline.engine import transform
+from hostpms_pipeline.engine import reading
+from hostpms_pipeline.entities import RESERVATIONS
 from hostpms_pipeline.hostpms import contract
 from hostpms_pipeline.hostpms.credentials import MissingSecret
 from hostpms_pipeline.lake.storage import LocalObjectStore, ObjectStore
@@ -212,7 +213,7 @@ def test_accepted_event_lands_once_with_its_envelope_readable_by_the_transform(
         "event_created_at": "2026-11-24T13:00:01Z",
         "data": [reservation()],
     }
-    table = transform.read_landed([(raw_store.location(key), stored)]).to_pylist()
+    table = reading.read_landed(RESERVATIONS, [(raw_store.location(key), stored)]).to_pylist()
     assert [
         (r["reservation_id"], r["guest.name"], r["pricing.total"], r["page_property_id"])
         for r in table
@@ -246,7 +247,7 @@ def test_older_state_delivered_after_newer_lands_too(
         )
     files = [(key, raw_store.get(key)) for key in landed(raw_store)]
     states = sorted(
-        (r["updated_at"], r["status"]) for r in transform.read_landed(files).to_pylist()
+        (r["updated_at"], r["status"]) for r in reading.read_landed(RESERVATIONS, files).to_pylist()
     )
     assert states == [("2026-11-24T11:00:00Z", "confirmada"), ("2026-11-24T12:00:00Z", "cancelada")]
 
@@ -611,7 +612,9 @@ def test_crash_between_landing_and_marking_lands_a_second_copy_after_the_lease(
     assert again.json()["status"] == "duplicate"
     files = [(key, raw_store.get(key)) for key in landed(raw_store)]
     assert len(files) == 2
-    assert {r["reservation_id"] for r in transform.read_landed(files).to_pylist()} == {"RSV-0001"}
+    assert {r["reservation_id"] for r in reading.read_landed(RESERVATIONS, files).to_pylist()} == {
+        "RSV-0001"
+    }
 
 
 def test_idempotency_store_down_answers_503_and_lands_nothing(

@@ -13,29 +13,33 @@ from dagster import (
     DagsterInstance,
     DagsterRun,
     DagsterRunStatus,
-    InMemoryIOManager,
     build_sensor_context,
     materialize,
 )
 
-from hostpms_pipeline.defs.assets import pipeline_assets
-from hostpms_pipeline.defs.checks import pipeline_checks
 from hostpms_pipeline.defs.jobs import hostpms_webhook_job
-from hostpms_pipeline.defs.keys import RAW_RESERVATIONS
-from hostpms_pipeline.defs.resources import HostPMSResource, ObjectStoreResource, PostgresResource
+from hostpms_pipeline.defs.keys import entity_keys
+from hostpms_pipeline.defs.resources import (
+    BatchIOManager,
+    HostPMSResource,
+    ObjectStoreResource,
+    PostgresResource,
+)
 from hostpms_pipeline.defs.schedules import PROPERTY_TAG
 from hostpms_pipeline.defs.sensors import hostpms_webhook_drops
+from hostpms_pipeline.entities import RESERVATIONS
 from hostpms_pipeline.hostpms import contract
 from hostpms_pipeline.hostpms.credentials import MissingSecret
 from hostpms_pipeline.ingest import webhook_discovery
 from hostpms_pipeline.simulator import run_in_background
 from hostpms_pipeline.simulator.server import serve_app_in_background
 from hostpms_pipeline.simulator.service import HostPMSSimulator
-from hostpms_pipeline.warehouse import booking_store, checkpoints
+from hostpms_pipeline.warehouse import entity_store, ledger
 from hostpms_pipeline.webhooks.acceptance import WebhookAcceptor
 from hostpms_pipeline.webhooks.idempotency import PostgresIdempotencyStore
 from hostpms_pipeline.webhooks.landing import webhook_key
 from hostpms_pipeline.webhooks.receiver import create_app
+from hostpms_pipeline_tests.fixtures.definitions import connector_graph
 from hostpms_pipeline_tests.fixtures.simulator import subscribe_webhooks
 
 PROPERTY = "PT-LIS-001"
@@ -95,7 +99,7 @@ def tick(resources, cursor: str | None, instance: DagsterInstance | None = None)
 
 def pending_webhook_files(resources) -> list[str]:
     with resources["postgres"].connect() as conn:
-        return checkpoints.pending_files(conn, PROPERTY, kind="webhook")
+        return ledger.pending_files(conn, PROPERTY, kind="webhook")
 
 
 def test_new_drops_start_one_run_per_property_and_are_never_entered_twice(sensor_resources):
@@ -151,9 +155,8 @@ def test_a_tick_lists_from_its_cursor_not_everything_ever_landed(sensor_resource
     first = tick(sensor_resources, json.dumps({"listed_through": now.isoformat()}))
     assert not first.run_requests  # three days back lies outside this tick's window...
     with sensor_resources["postgres"].connect() as conn:
-        assert webhook_discovery.catch_up(
-            store, conn, PROPERTY
-        )  # ...but a load's catch-up finds it
+        # ...but a load's catch-up finds it
+        assert webhook_discovery.catch_up(store, conn, PROPERTY, RESERVATIONS)
 
 
 @pytest.mark.parametrize("backend", ["local", "s3"])
@@ -205,7 +208,7 @@ def test_simulator_webhook_reaches_postgres_through_receiver_sensor_and_run(
     result = tick(sensor_resources, None)
     (run_request,) = result.run_requests
     run = materialize(
-        [*pipeline_assets, *pipeline_checks],
+        connector_graph(),
         selection=hostpms_webhook_job.selection,
         partition_key=str(run_request.partition_key),
         resources={
@@ -213,7 +216,7 @@ def test_simulator_webhook_reaches_postgres_through_receiver_sensor_and_run(
             "processed_store": ObjectStoreResource(
                 url=sensor_resources["raw_store"].url + "-processed"
             ),
-            "batch_io_manager": InMemoryIOManager(),
+            "batch_io_manager": BatchIOManager(),
             # Not called: a webhook load does not poll.
             "hostpms": HostPMSResource(
                 base_url="http://127.0.0.1:9/v3", postgres=sensor_resources["postgres"]
@@ -222,15 +225,18 @@ def test_simulator_webhook_reaches_postgres_through_receiver_sensor_and_run(
         instance=DagsterInstance.ephemeral(),
     )
     assert run.success
-    assert RAW_RESERVATIONS not in {
+    assert entity_keys(RESERVATIONS).raw not in {
         event.asset_key for event in run.get_asset_materialization_events()
     }
     with sensor_resources["postgres"].connect() as conn:
-        rows = booking_store.fetch_bookings(conn, hotel_id=PROPERTY).to_pylist()
+        rows = entity_store.fetch_rows(conn, RESERVATIONS, hotel_id=PROPERTY).to_pylist()
     (row,) = [r for r in rows if r["external_id"] == reservation_id]
     assert row["event_received_at"] is not None
     assert row["synced_at"] >= row["event_received_at"]
     (lag,) = [
-        e for e in run.get_asset_check_evaluations() if e.check_name == "webhook_lag_under_30s"
+        e
+        for e in run.get_asset_check_evaluations()
+        if e.check_name == "webhook_lag_under_30s"
+        and e.asset_key == entity_keys(RESERVATIONS).table
     ]
     assert lag.passed and lag.metadata["webhook_rows"].value == 1

@@ -7,10 +7,13 @@ from dataclasses import dataclass
 
 from dagster import DagsterInstance
 
+from hostpms_pipeline.defs import build_definitions
 from hostpms_pipeline.defs.jobs import FULL_RESYNC_CONFIG
-from hostpms_pipeline.defs.keys import BOOKINGS, MAPPED_BOOKINGS, RAW_RESERVATIONS
+from hostpms_pipeline.defs.keys import entity_keys
 from hostpms_pipeline.defs.partitions import live_partition_key
 from hostpms_pipeline.defs.schedules import PROPERTY_TAG
+from hostpms_pipeline.entities import ENTITIES
+from hostpms_pipeline.settings import get_settings
 
 Echo = Callable[[str], None]
 # INFO shows the assets' own progress lines (a line per landed page); Dagster's
@@ -29,8 +32,7 @@ def sync_properties(
     property_ids: Iterable[str], echo: Echo, *, full_resync: bool = False
 ) -> list[SyncOutcome]:
     """One job run per property; a property's failure never stops the others."""
-    from hostpms_pipeline.definitions import defs
-
+    defs = build_definitions(get_settings())
     job = defs.resolve_job_def("hostpms_full_resync_job" if full_resync else "hostpms_sync_job")
     run_config = {**PROGRESS_RUN_CONFIG, **(FULL_RESYNC_CONFIG if full_resync else {})}
     instance = DagsterInstance.get()
@@ -61,7 +63,10 @@ def _sync_until_drained(
             return SyncOutcome(property_id, False, f"FAILED ({type(error).__name__})")
         if not result.success:
             return SyncOutcome(property_id, False, _failure(result))
-        left = _metadata(result, MAPPED_BOOKINGS).get("raw_files_left_pending", 0)
+        left = sum(
+            _metadata(result, entity_keys(spec).mapped).get("raw_files_left_pending", 0)
+            for spec in ENTITIES
+        )
         if not left:
             return SyncOutcome(property_id, True, _summarise(result))
         echo(
@@ -75,16 +80,29 @@ def _metadata(result, key) -> dict:
     return {}
 
 
+def _materialization(result, key) -> dict:
+    """A multi-asset step's metadata for one of its assets."""
+    for event in result.all_events:
+        if event.is_step_materialization and event.asset_key == key:
+            return {name: value.value for name, value in event.materialization.metadata.items()}
+    return {}
+
+
 def _summarise(result) -> str:
-    raw = _metadata(result, RAW_RESERVATIONS)
-    mapped = _metadata(result, MAPPED_BOOKINGS)
-    loaded = _metadata(result, BOOKINGS)
-    return (
-        f"{raw.get('pages', 0)} pages, {raw.get('dagster/row_count', 0)} reservations polled; "
-        f"{mapped.get('rows_in', 0)} raw records → {mapped.get('dagster/row_count', 0)} bookings, "
-        f"{mapped.get('rejected', 0)} rejected; PostgreSQL: {loaded.get('inserted', 0)} new, "
-        f"{loaded.get('versions_bumped', 0)} updated"
-    )
+    """One clause per entity: polled, mapped, rejected, and what PostgreSQL took."""
+    parts = []
+    for spec in ENTITIES:
+        keys = entity_keys(spec)
+        raw = _metadata(result, keys.raw)
+        mapped = _metadata(result, keys.mapped)
+        loaded = _materialization(result, keys.table)
+        parts.append(
+            f"{spec.collection}: {raw.get('dagster/row_count', 0)} polled, "
+            f"{mapped.get('rows_in', 0)} raw → {mapped.get('dagster/row_count', 0)} rows, "
+            f"{mapped.get('rejected', 0)} rejected, {loaded.get('inserted', 0)} new, "
+            f"{loaded.get('versions_bumped', 0)} updated"
+        )
+    return "; ".join(parts)
 
 
 def _failure(result) -> str:
@@ -97,18 +115,17 @@ def _failure(result) -> str:
 
 
 def print_summary(echo: Echo) -> None:
-    """What is now in PostgreSQL and Parquet, per hotel."""
-    from hostpms_pipeline.definitions import defs
+    """What is now in PostgreSQL and Parquet, per entity and hotel."""
     from hostpms_pipeline.lake import parquet_store
-    from hostpms_pipeline.warehouse import booking_store
+    from hostpms_pipeline.warehouse import entity_store
 
-    resources = defs.resources
+    resources = build_definitions(get_settings()).resources
+    processed = resources["processed_store"].url
     with resources["postgres"].connect() as conn:
-        counts = booking_store.booking_counts(conn)
-    echo("\nBookings in PostgreSQL:")
-    for hotel_id, count in counts.items():
-        echo(f"  {hotel_id}: {count}")
-    parquet = parquet_store.read_bookings(resources["processed_store"].url, columns=["external_id"])
-    echo(
-        f"Parquet dataset: {parquet.num_rows} rows under {resources['processed_store'].url}/bookings/"
-    )
+        counts = {spec.table: entity_store.row_counts(conn, spec) for spec in ENTITIES}
+    for spec in ENTITIES:
+        echo(f"\n{spec.table.capitalize()} in PostgreSQL:")
+        for hotel_id, count in counts[spec.table].items():
+            echo(f"  {hotel_id}: {count}")
+        parquet = parquet_store.dataset_summary(processed, spec)
+        echo(f"Parquet: {parquet.row_count} rows under {processed}/{spec.table}/")

@@ -13,8 +13,14 @@ from contextlib import ExitStack, contextmanager
 from typing import ClassVar
 
 import psycopg
-from dagster import ConfigurableResource, EnvVar, InMemoryIOManager
-from pydantic import SecretStr
+from dagster import (
+    ConfigurableIOManager,
+    ConfigurableResource,
+    EnvVar,
+    InputContext,
+    OutputContext,
+)
+from pydantic import PrivateAttr, SecretStr
 
 from hostpms_pipeline.defs.alerts import LogNotifier, Notifier, SlackNotifier, SNSNotifier
 from hostpms_pipeline.hostpms import contract
@@ -132,6 +138,26 @@ class NotifierResource(ConfigurableResource):
         return LogNotifier()
 
 
+class BatchIOManager(ConfigurableIOManager):
+    """Hands a run's batches from step to step in memory: they hold guest data and are never
+    pickled to the instance's storage (a sync runs in one process, the in-process executor).
+
+    A step whose upstream batch was not made in this run (an asset chosen alone in the
+    UI) gets None, and has nothing new to load.
+    """
+
+    _batches: dict[tuple[str, ...], object] = PrivateAttr(default_factory=dict)
+
+    def handle_output(self, context: OutputContext, obj: object) -> None:
+        self._batches[tuple(context.get_identifier())] = obj
+
+    def load_input(self, context: InputContext) -> object:
+        upstream = context.upstream_output
+        if upstream is None:
+            return None
+        return self._batches.pop(tuple(upstream.get_identifier()), None)
+
+
 def _secret_env(name: str) -> EnvVar | None:
     return EnvVar(name) if os.getenv(name) else None
 
@@ -155,7 +181,7 @@ def build_resources(settings: Settings) -> dict[str, object]:
         "raw_store": ObjectStoreResource(url=settings.resolved_raw_url),
         "processed_store": ObjectStoreResource(url=settings.resolved_processed_url),
         "postgres": postgres,
-        "batch_io_manager": InMemoryIOManager(),
+        "batch_io_manager": BatchIOManager(),
         "notifier": NotifierResource(
             slack_webhook_url=_secret_env("HOSTPMS_ALERT_SLACK_WEBHOOK_URL"),
             sns_topic_arn=settings.alert_sns_topic_arn,

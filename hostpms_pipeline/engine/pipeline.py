@@ -1,7 +1,8 @@
 """The ETL steps behind the assets: raw files → mapped → deduplicated → PostgreSQL and Parquet.
 
-Assets, the ``hostpms`` command and the benchmarks all call these, so what is
-measured is what runs. Work is columnar (Arrow) from the raw JSON onwards.
+Every step takes the entity's spec and names no entity. Assets, the ``hostpms``
+command and the benchmarks all call these, so what is measured is what runs.
+Work is columnar (Arrow) from the raw JSON onwards.
 """
 
 from __future__ import annotations
@@ -17,13 +18,14 @@ import psycopg
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from hostpms_pipeline.engine import quality, transform
-from hostpms_pipeline.engine.booking_schema import BOOKING_KEY, DayPartition
+from hostpms_pipeline.engine import quality, reading, transform
 from hostpms_pipeline.engine.mapping import MappingTables
+from hostpms_pipeline.engine.schema import NATURAL_KEY, REJECTED_SCHEMA, DayPartition, row_schema
+from hostpms_pipeline.entities.spec import EntitySpec
 from hostpms_pipeline.lake import parquet_store
 from hostpms_pipeline.lake.parquet_delta import ParquetDelta
 from hostpms_pipeline.lake.storage import ObjectStore
-from hostpms_pipeline.warehouse import booking_store, checkpoints
+from hostpms_pipeline.warehouse import entity_store, ledger, outbox
 
 READ_THREADS = 8  # object-store reads are I/O bound (S3 round trips)
 EXPORT_ROWS_PER_GROUP = 250_000  # bounds the Parquet export's memory (~300 MB of bookings)
@@ -31,8 +33,9 @@ EXPORT_ROWS_PER_GROUP = 250_000  # bounds the Parquet export's memory (~300 MB o
 
 @dataclass
 class RawBatch:
-    """Landed raw files not yet processed, read into one Arrow table."""
+    """Landed raw files of one entity not yet processed, read into one Arrow table."""
 
+    spec: EntitySpec
     locations: list[str]
     records: pa.Table
     left_pending: int = 0  # files left for a later run (over the per-run record budget)
@@ -44,14 +47,15 @@ class RawBatch:
 
 @dataclass
 class MappedBatch:
+    spec: EntitySpec
     locations: list[str]
     raw_count: int
-    bookings: pa.Table
+    rows: pa.Table
     rejected: pa.Table
 
     def unknown_values(self) -> dict[str, dict[str, int]]:
         """Per mapped field, how often each unmapped original value occurred."""
-        return quality.mapped_values_known(self.bookings).metadata["unknown_values"]
+        return quality.mapped_values_known(self.spec, self.rows).metadata["unknown_values"]
 
     def rejects_by_reason(self) -> dict[str, int]:
         counts = pc.value_counts(self.rejected["reason"]) if self.rejected.num_rows else []
@@ -60,61 +64,67 @@ class MappedBatch:
 
 @dataclass
 class LoadResult:
-    stats: booking_store.UpsertStats
+    stats: entity_store.UpsertStats
     rejected_written: int
     files_processed: int
     touched_partitions: set[DayPartition] = field(default_factory=set)
 
 
 def read_pending(
+    spec: EntitySpec,
     store: ObjectStore,
     conn: psycopg.Connection,
     property_id: str | None = None,
     max_records: int | None = None,
 ) -> RawBatch:
-    """Pending raw files, the oldest first and about ``max_records`` records at most,
-    so one run's memory stays bounded however many files wait."""
-    locations, left = checkpoints.pending_within_budget(
-        conn, max_records, property_id=property_id, collection="reservations"
+    """Pending raw files of the entity, the oldest first and about ``max_records`` records
+    at most, so one run's memory stays bounded however many files wait."""
+    locations, left = ledger.pending_within_budget(
+        conn, max_records, property_id=property_id, collection=spec.collection
     )
-    batch = read_files(store, locations)
+    batch = read_files(spec, store, locations)
     batch.left_pending = left
     return batch
 
 
-def read_files(store: ObjectStore, locations: list[str]) -> RawBatch:
+def read_files(spec: EntitySpec, store: ObjectStore, locations: list[str]) -> RawBatch:
     with ThreadPoolExecutor(READ_THREADS) as pool:
         contents = list(pool.map(store.get_location, locations))
-    return RawBatch(locations, transform.read_landed(zip(locations, contents, strict=True)))
+    records = reading.read_landed(spec, zip(locations, contents, strict=True))
+    return RawBatch(spec, locations, records)
+
+
+def empty_batch(spec: EntitySpec) -> MappedBatch:
+    return MappedBatch(spec, [], 0, row_schema(spec).empty_table(), REJECTED_SCHEMA.empty_table())
 
 
 def map_batch(
     raw: RawBatch, tables: MappingTables, synced_at: datetime | None = None
 ) -> MappedBatch:
-    bookings, rejected = transform.to_bookings(raw.records, tables, synced_at or datetime.now(UTC))
-    return MappedBatch(raw.locations, raw.record_count, bookings, rejected)
+    moment = synced_at or datetime.now(UTC)
+    rows, rejected = transform.to_rows(raw.spec, raw.records, tables, moment)
+    return MappedBatch(raw.spec, raw.locations, raw.record_count, rows, rejected)
 
 
 def deduplicate(batch: MappedBatch) -> MappedBatch:
-    return MappedBatch(
-        batch.locations, batch.raw_count, transform.deduplicate(batch.bookings), batch.rejected
-    )
+    return replace(batch, rows=transform.deduplicate(batch.rows))
 
 
 def load_postgres(
     conn: psycopg.Connection, batch: MappedBatch, delta: ParquetDelta | None = None
 ) -> LoadResult:
-    """One transaction: upsert bookings, keep rejects, mark the raw files processed.
+    """One transaction: upsert the rows, keep rejects, mark the raw files processed.
 
     A failure anywhere leaves none of it written, and the files stay pending for
     the next run. With a ``delta``, the rows as stored are kept there for the export.
     """
+    spec = batch.spec
     with conn.transaction():
-        stats = booking_store.upsert_bookings(conn, batch.bookings, keep_written=delta is not None)
-        rejected = booking_store.insert_rejected(conn, batch.rejected)
-        checkpoints.mark_processed(conn, batch.locations)
+        stats = entity_store.upsert(conn, spec, batch.rows, keep_written=delta is not None)
+        rejected = entity_store.insert_rejected(conn, batch.rejected)
+        ledger.mark_processed(conn, batch.locations)
         queued_by = delta.token if delta is not None else None
-        checkpoints.enqueue_parquet_partitions(conn, stats.touched_partitions, queued_by)
+        outbox.enqueue(conn, spec.table, stats.touched_partitions, queued_by)
     if delta is not None:
         delta.add(stats)
         stats = replace(stats, written=None)  # the delta holds them now, on disk
@@ -130,6 +140,7 @@ class ExportResult:
 
 def export_parquet(
     conn: psycopg.Connection,
+    spec: EntitySpec,
     processed_url: str,
     rows_per_group: int = EXPORT_ROWS_PER_GROUP,
     delta: ParquetDelta | None = None,
@@ -143,24 +154,24 @@ def export_parquet(
     written; otherwise the next export (of any run) retries them.
     """
     with conn.transaction():
-        taken = checkpoints.take_parquet_partitions(conn)
+        taken = outbox.take(conn, spec.table)
         if not taken:
             return ExportResult(0, 0)
         merged = delta.mergeable(taken) if delta is not None else set()
         rebuilt = [day for day in taken if day not in merged]
         written = 0
-        counts = booking_store.rows_per_day(conn, rebuilt) if rebuilt else {}
+        counts = entity_store.rows_per_day(conn, spec, rebuilt) if rebuilt else {}
         for group in _day_groups(counts, rebuilt, rows_per_group):
-            rows = booking_store.fetch_bookings(conn, partitions=group)
-            written += parquet_store.replace_partitions(processed_url, rows, group)
+            rows = entity_store.fetch_rows(conn, spec, partitions=group)
+            written += parquet_store.replace_partitions(processed_url, spec, rows, group)
         if delta is not None and merged:
             counts = _sum_counts(
-                parquet_store.partition_row_counts(processed_url, merged),
+                parquet_store.partition_row_counts(processed_url, spec, merged),
                 delta.rows_per_day(merged),
             )
             for group in _day_groups(counts, list(merged), rows_per_group):
                 written += parquet_store.merge_partitions(
-                    processed_url, delta.rows_for(group), group
+                    processed_url, spec, delta.rows_for(group), group
                 )
     return ExportResult(len(taken), written, len(merged))
 
@@ -187,6 +198,7 @@ def _day_groups(
 
 
 def process_pending(
+    spec: EntitySpec,
     store: ObjectStore,
     conn: psycopg.Connection,
     processed_url: str,
@@ -196,7 +208,8 @@ def process_pending(
     files_per_chunk: int = 200,
     stage_seconds: dict[str, float] | None = None,
 ) -> list[LoadResult]:
-    """Every pending raw file through map, dedup and PostgreSQL, a chunk of files at a time.
+    """Every pending raw file of the entity through map, dedup and PostgreSQL, a chunk of files
+    at a time.
 
     Memory stays bounded by the chunk, however many files are pending: one chunk
     is prepared (read, mapped, deduplicated) in a thread while the previous one
@@ -217,7 +230,7 @@ def process_pending(
 
     def prepare(chunk: list[str]) -> MappedBatch:
         with stage("read"):
-            raw = read_files(store, chunk)
+            raw = read_files(spec, store, chunk)
         with stage("map"):
             mapped = map_batch(raw, tables)
         with stage("deduplicate"):
@@ -237,17 +250,15 @@ def process_pending(
             preparer.shutdown(cancel_futures=True)
 
     with conn.transaction():  # committed now, so each chunk's load below commits on its own
-        locations = checkpoints.pending_files(
-            conn, property_id=property_id, collection="reservations"
-        )
+        locations = ledger.pending_files(conn, property_id=property_id, collection=spec.collection)
     chunks = _chunks(locations, files_per_chunk)
     results = []
-    with ParquetDelta() as delta:
+    with ParquetDelta(spec) as delta:
         for batch in prepared_one_ahead(chunks) if chunks else ():
             with stage("postgres"):
                 results.append(load_postgres(conn, batch, delta))
         with stage("parquet"):
-            export_parquet(conn, processed_url, delta=delta)
+            export_parquet(conn, spec, processed_url, delta=delta)
     return results
 
 
@@ -264,5 +275,5 @@ def _chunks(locations: list[str], size: int) -> list[list[str]]:
 
 
 def key_set(table: pa.Table) -> set[tuple[str, str, str]]:
-    columns = [table[name].to_pylist() for name in BOOKING_KEY]
+    columns = [table[name].to_pylist() for name in NATURAL_KEY]
     return set(zip(*columns, strict=True))

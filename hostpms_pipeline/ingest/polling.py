@@ -17,11 +17,11 @@ from datetime import UTC, datetime, timedelta
 import orjson
 import psycopg
 
-from hostpms_pipeline.engine.booking_schema import SOURCE
+from hostpms_pipeline.engine.schema import SOURCE
 from hostpms_pipeline.hostpms import contract
 from hostpms_pipeline.hostpms.client import FetchedPage, HostPMSClient
 from hostpms_pipeline.lake.storage import ObjectStore
-from hostpms_pipeline.warehouse import checkpoints
+from hostpms_pipeline.warehouse import checkpoints, ledger
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ def land_page(store: ObjectStore, page: FetchedPage) -> str:
 def _record_landed(conn: psycopg.Connection, page: FetchedPage, location: str | None) -> None:
     if location is None:
         return
-    checkpoints.record_landed_file(
+    ledger.record_landed_file(
         conn,
         location=location,
         property_id=page.property_id,

@@ -17,17 +17,14 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 
-from hostpms_pipeline.hostpms import contract
+from hostpms_pipeline.entities import ENTITIES
+from hostpms_pipeline.entities.spec import EntitySpec
 from hostpms_pipeline.lake.storage import ObjectInfo, ObjectStore
-from hostpms_pipeline.warehouse import checkpoints
+from hostpms_pipeline.warehouse import ledger
 from hostpms_pipeline.webhooks.landing import KEY_TIMESTAMP_FORMAT, webhook_prefix
 
 LOOKBACK = timedelta(minutes=15)
 HOUR_PREFIX_FORMAT = "%Y%m%dT%H"
-# The pipeline builds bookings from reservations; other events stay in the raw store.
-RESERVATION_EVENTS = tuple(
-    event for event, collection in contract.EVENT_COLLECTION.items() if collection == "reservations"
-)
 
 
 def arrival_time(key: str) -> datetime:
@@ -37,10 +34,10 @@ def arrival_time(key: str) -> datetime:
 
 
 def list_drops(
-    store: ObjectStore, property_id: str, since: datetime | None
+    store: ObjectStore, property_id: str, spec: EntitySpec, since: datetime | None
 ) -> Iterator[ObjectInfo]:
-    """Drops of reservation events for the property that arrived at or after ``since`` (all if None)."""
-    for event in RESERVATION_EVENTS:
+    """Drops of the entity's events for the property that arrived at or after ``since`` (all if None)."""
+    for event in spec.events:
         prefix = webhook_prefix(property_id, event)
         start_after = (
             prefix + since.astimezone(UTC).strftime(KEY_TIMESTAMP_FORMAT) if since else None
@@ -49,20 +46,24 @@ def list_drops(
 
 
 def record_new_drops(
-    store: ObjectStore, conn: psycopg.Connection, property_id: str, drops: Iterable[ObjectInfo]
+    store: ObjectStore,
+    conn: psycopg.Connection,
+    property_id: str,
+    spec: EntitySpec,
+    drops: Iterable[ObjectInfo],
 ) -> list[str]:
     """Enter the drops the ledger does not hold yet; returns their locations."""
     by_location = {store.location(info.key): info for info in drops}
-    known = checkpoints.recorded_locations(conn, list(by_location))
+    known = ledger.recorded_locations(conn, list(by_location))
     new = [location for location in by_location if location not in known]
     with conn.transaction():
         for location in new:
-            checkpoints.record_landed_file(
+            ledger.record_landed_file(
                 conn,
                 location=location,
                 property_id=property_id,
                 kind="webhook",
-                collection="reservations",
+                collection=spec.collection,
                 record_count=1,
                 landed_at=arrival_time(by_location[location].key),
             )
@@ -74,21 +75,31 @@ def discover(
     conn: psycopg.Connection,
     property_ids: Iterable[str],
     since: datetime | None,
+    entities: Iterable[EntitySpec] = ENTITIES,
 ) -> dict[str, list[str]]:
-    """New drops per property that arrived since ``since - LOOKBACK`` (everything when since is None)."""
+    """New drops per property, of every entity, that arrived since ``since - LOOKBACK``
+    (everything when since is None)."""
     start = since - LOOKBACK if since else None
+    entities = list(entities)
     return {
-        property_id: record_new_drops(
-            store, conn, property_id, list_drops(store, property_id, start)
-        )
+        property_id: [
+            location
+            for spec in entities
+            for location in record_new_drops(
+                store, conn, property_id, spec, list_drops(store, property_id, spec, start)
+            )
+        ]
         for property_id in property_ids
     }
 
 
-def catch_up(store: ObjectStore, conn: psycopg.Connection, property_id: str) -> list[str]:
-    """New drops since the property's newest recorded one (all of them the first time).
+def catch_up(
+    store: ObjectStore, conn: psycopg.Connection, property_id: str, spec: EntitySpec
+) -> list[str]:
+    """New drops of the entity's events since the property's newest recorded one of the
+    entity (all of them the first time).
 
     Every load runs this first, so a deployment without the sensor still loses no drop.
     """
-    since = checkpoints.latest_landing(conn, property_id, "webhook")
-    return discover(store, conn, [property_id], since)[property_id]
+    since = ledger.latest_landing(conn, property_id, "webhook", spec.collection)
+    return discover(store, conn, [property_id], since, [spec])[property_id]

@@ -1,4 +1,4 @@
-"""The rows one run wrote to PostgreSQL, kept so its Parquet export need not read them back.
+"""The rows one run wrote to an entity's table, kept so its Parquet export need not read them back.
 
 Rewriting a day partition from PostgreSQL costs a scan and a full transfer of its
 rows; a run that keeps what each upsert stored (spilled to local Arrow IPC files
@@ -11,7 +11,7 @@ when nobody else changed those days in between, so the export merges a day only 
   (or that a run which died before exporting left queued) is rebuilt from
   PostgreSQL; a day another export took first was rebuilt by it, this run's rows
   included (they were committed before their day was queued);
-- no booking left it for another day in this run (its old row must go: rebuilt).
+- no row left it for another day in this run (its old row must go: rebuilt).
 
 Merging keeps, per id, the newer ``source_updated_at`` of the file's row and the
 run's row, the rule PostgreSQL itself applies.
@@ -27,25 +27,29 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from hostpms_pipeline.engine.booking_schema import (
-    BOOKING_SCHEMA,
+from hostpms_pipeline.engine.schema import (
     DayPartition,
     day_partition,
     day_runs,
+    partition_days,
+    row_schema,
 )
-from hostpms_pipeline.lake import parquet_store
-from hostpms_pipeline.warehouse import booking_store
+from hostpms_pipeline.entities.spec import EntitySpec
+from hostpms_pipeline.warehouse.entity_store import UpsertStats
 
-# Deltas handed from a run's PostgreSQL step to its Parquet step in the same process.
-_HANDED_OVER: dict[str, ParquetDelta] = {}
 # Where each day's rows lie in a spill file: (first row, row count).
 DayRanges = dict[DayPartition, tuple[int, int]]
 
 
 class ParquetDelta:
-    """Spilled copies of the rows a run's upserts stored, by booked_at day."""
+    """Spilled copies of the rows a run's upserts stored in one entity's table, by partition day.
 
-    def __init__(self) -> None:
+    The run's load step keeps one for each entity it loads and hands it to the
+    export in the same step, so it never outlives the run.
+    """
+
+    def __init__(self, spec: EntitySpec) -> None:
+        self.spec = spec
         self.token = uuid.uuid4().hex  # names this run in the Parquet outbox
         self._folder = tempfile.TemporaryDirectory(prefix="hostpms-delta-")
         self._rows_per_day: dict[DayPartition, int] = {}
@@ -64,14 +68,14 @@ class ParquetDelta:
         self._spiller.shutdown(cancel_futures=True)
         self._folder.cleanup()
 
-    def add(self, stats: booking_store.UpsertStats) -> None:
+    def add(self, stats: UpsertStats) -> None:
         """Keep what one committed upsert (``keep_written=True``) stored."""
         if stats.written is None:
             raise ValueError("the upsert kept no copy of its rows (keep_written=False)")
         self._moved_from |= stats.moved_from
         if not stats.written.num_rows:
             return
-        days = parquet_store.partition_of(stats.written)
+        days = partition_days(self.spec, stats.written)
         path = f"{self._folder.name}/{len(self._spills)}.arrow"
         self._spills.append(self._spiller.submit(_spill, stats.written, days, path))
         for item in pc.value_counts(days):
@@ -90,7 +94,7 @@ class ParquetDelta:
         return {day: self._rows_per_day.get(day, 0) for day in days}
 
     def rows_for(self, days: Collection[DayPartition]) -> pa.Table:
-        """The kept rows of these days (a booking written twice appears twice)."""
+        """The kept rows of these days (a row written twice appears twice)."""
         slices = []
         for spill in self._spills:
             path, ranges = spill.result()  # raises what the spill raised
@@ -98,22 +102,7 @@ class ParquetDelta:
                 # Memory-mapped: only the pages of the wanted days are read.
                 rows = pa.ipc.open_file(pa.memory_map(path)).read_all()
                 slices += [rows.slice(first, count) for first, count in wanted]
-        return pa.concat_tables(slices) if slices else BOOKING_SCHEMA.empty_table()
-
-
-def hand_over(key: str) -> ParquetDelta:
-    """A new delta that a later step of the same run, in this process, can ``take_over``.
-
-    The assets run in one process (the in-process executor); elsewhere the Parquet
-    step finds nothing and rebuilds from PostgreSQL, which is always right.
-    """
-    delta = _HANDED_OVER[key] = ParquetDelta()
-    return delta
-
-
-def take_over(key: str) -> ParquetDelta | None:
-    """The delta handed over under ``key``, if any; the caller closes it."""
-    return _HANDED_OVER.pop(key, None)
+        return pa.concat_tables(slices) if slices else row_schema(self.spec).empty_table()
 
 
 def _spill(rows: pa.Table, days: pa.Array, path: str) -> tuple[str, DayRanges]:

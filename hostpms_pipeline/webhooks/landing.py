@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 
 import orjson
 
-from hostpms_pipeline.engine.booking_schema import SOURCE
+from hostpms_pipeline.engine.schema import SOURCE
 from hostpms_pipeline.hostpms import contract
 from hostpms_pipeline.ingest.polling import KEY_TIMESTAMP_FORMAT, RAW_PREFIX
 from hostpms_pipeline.lake.storage import ObjectStore

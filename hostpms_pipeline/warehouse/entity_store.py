@@ -1,4 +1,8 @@
-"""The bookings table: bulk upsert from Arrow, rejected records, reads back to Arrow.
+"""An entity's table: bulk upsert from Arrow, rejected records, reads back to Arrow.
+
+Every entity's table (``bookings``, ``guests``, ``rooms``, ``payments``, ...) has
+the columns of ``engine.schema.row_schema(spec)`` and is written the same way;
+the spec names the table and the column whose day is the Parquet partition.
 
 Bulk data crosses the wire by COPY (``pg_copy``: binary in, CSV out), so no
 Python code runs per row and everything happens on the caller's psycopg
@@ -27,7 +31,7 @@ no writer changes a locked property's rows until the holder commits, so the
 rows read can then be inserted without ON CONFLICT and updated by row address).
 
 Speed (benchmarks/bench_pipeline.py): new keys are COPYed straight into
-``bookings`` (a batch that looks all new, without probing its keys first);
+the table (a batch that looks all new, without probing its keys first);
 only records newer than a stored row are staged in full. The table has
 fillfactor 90, so such an update usually stays on its page (HOT) and writes
 no index entries. Batches come sorted by id (``transform.deduplicate``), so the
@@ -39,6 +43,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
+from functools import cache
 
 import numpy as np
 import psycopg
@@ -46,36 +51,35 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from psycopg import sql
 
-from hostpms_pipeline.engine.booking_schema import (
-    BOOKING_KEY,
-    BOOKING_SCHEMA,
+from hostpms_pipeline.engine.schema import (
+    NATURAL_KEY,
     REJECTED_SCHEMA,
-    TIMESTAMP,
     DayPartition,
     day_partition,
     partition_dates,
+    row_schema,
     utc_dates,
 )
+from hostpms_pipeline.entities.spec import TIMESTAMP, EntitySpec
 from hostpms_pipeline.warehouse.database import advisory_key
 from hostpms_pipeline.warehouse.pg_copy import copy_arrow, copy_query_to_arrow
 
-STAGING_TABLE = "booking_staging"
-PRIMARY_KEY = "bookings_pkey"
+STAGING_TABLE = "row_staging"
 ALL_NEW_SAMPLE_SIZE = 1_000  # ids probed to guess that a batch is all new
-KEYS_STAGING_TABLE = "booking_key_staging"
-# A booking's id stands for its natural key (uuid5 of it): the probe uses the primary key.
+KEYS_STAGING_TABLE = "key_staging"
+# A row's id stands for its natural key (uuid5 of it): the probe uses the primary key.
 _KEYS_STAGING_COLUMNS = "id uuid, ordinal bigint"
 # Columns the store decides; the incoming values are ignored.
 STORE_OWNED = ("synced_at", "version")
 # Updated from the incoming record whenever it is newer (same state or not).
 ALWAYS_REFRESHED = ("source_updated_at", "raw_location", "state_hash")
-NEVER_UPDATED = ("id", *BOOKING_KEY)
-STATE_UPDATED = tuple(
-    name
-    for name in BOOKING_SCHEMA.names
-    if name not in {*STORE_OWNED, *ALWAYS_REFRESHED, *NEVER_UPDATED, "event_received_at"}
-)
-BOOKING_KEY_COLUMNS = ("id", *BOOKING_KEY, "version", "state_hash")
+NEVER_UPDATED = ("id", *NATURAL_KEY)
+KEY_COLUMNS = ("id", *NATURAL_KEY, "version", "state_hash")
+
+
+def _state_updated(spec: EntitySpec) -> tuple[str, ...]:
+    skipped = {*STORE_OWNED, *ALWAYS_REFRESHED, *NEVER_UPDATED, "event_received_at"}
+    return tuple(name for name in row_schema(spec).names if name not in skipped)
 
 
 @dataclass(frozen=True)
@@ -84,10 +88,10 @@ class UpsertStats:
     updated: int  # version bumped
     unchanged: int  # replay, or newer record with the same state
     stale: int  # older than the stored record, ignored
-    # booked_at days holding a row this upsert wrote (a newer same-state record
-    # included: its source_updated_at moved), plus the old day when booked_at moved.
+    # Partition days holding a row this upsert wrote (a newer same-state record
+    # included: its source_updated_at moved), plus the old day when a row moved.
     touched_partitions: frozenset[DayPartition]
-    # Old days of the rows whose booked_at moved to another day.
+    # Old days of the rows whose partition column moved to another day.
     moved_from: frozenset[DayPartition] = frozenset()
     # The rows exactly as stored after this upsert (inserted and replaced), when asked for.
     written: pa.Table | None = None
@@ -97,17 +101,17 @@ class UpsertStats:
         return self.inserted + self.updated + self.unchanged + self.stale
 
 
-def upsert_bookings(
-    conn: psycopg.Connection, bookings: pa.Table, *, keep_written: bool = False
+def upsert(
+    conn: psycopg.Connection, spec: EntitySpec, rows: pa.Table, *, keep_written: bool = False
 ) -> UpsertStats:
-    """Merge bookings (BOOKING_SCHEMA, one row per BOOKING_KEY) into ``bookings``.
+    """Merge rows (``row_schema(spec)``, one per natural key) into the entity's table.
 
-    Each row's ``id`` must be its key's (``transform.booking_id``): stored rows are
+    Each row's ``id`` must be its key's (``transform.row_id``): stored rows are
     found by id.
 
     The batch's keys go to PostgreSQL first (a narrow COPY) to find which are
     stored and how new the stored rows are; new keys are then COPYed straight
-    into ``bookings`` (far cheaper than INSERT ... SELECT), and only the records
+    into the table (far cheaper than INSERT ... SELECT), and only the records
     newer than their stored row are staged in full to UPDATE it. When a sample
     of the batch's ids finds none stored (a first load), the whole batch is
     COPYed in at once instead, and only if that meets a stored id after all is
@@ -116,56 +120,63 @@ def upsert_bookings(
     carries the rows as stored, so the Parquet export can use them without
     reading them back.
     """
-    bookings = bookings.select(BOOKING_SCHEMA.names).cast(BOOKING_SCHEMA)
+    schema = row_schema(spec)
+    rows = rows.select(schema.names).cast(schema)
     # The id stands for the natural key (uuid5 of it), and is cheaper to count.
-    if pc.count_distinct(bookings["id"]).as_py() != bookings.num_rows:
-        raise ValueError("a booking key appears more than once in the batch: deduplicate it first")
+    if pc.count_distinct(rows["id"]).as_py() != rows.num_rows:
+        raise ValueError(
+            f"a {spec.row} key appears more than once in the batch: deduplicate it first"
+        )
     with conn.transaction():
-        lock_properties(conn, pc.unique(bookings["hotel_id"]).to_pylist())
+        lock_properties(conn, spec, pc.unique(rows["hotel_id"]).to_pylist())
         # Read after the locks: no other writer changes these properties' rows until commit.
         now = conn.execute("SELECT now()").fetchone()
         assert now is not None
         written_at = now[0]
-        merge = _insert_if_all_new(conn, bookings, written_at) or _merge(conn, bookings, written_at)
+        merge = _insert_if_all_new(conn, spec, rows, written_at) or _merge(
+            conn, spec, rows, written_at
+        )
     written = None
     if keep_written:
-        replaced = _as_updated(merge.newer_rows, merge.newer_stored, written_at)
-        written = pa.concat_tables([merge.inserted_rows.cast(BOOKING_SCHEMA), replaced])
+        replaced = _as_updated(spec, merge.newer_rows, merge.newer_stored, written_at)
+        written = pa.concat_tables([merge.inserted_rows.cast(schema), replaced])
     return replace(merge.stats(), written=written)
 
 
 def _insert_if_all_new(
-    conn: psycopg.Connection, bookings: pa.Table, written_at: datetime
+    conn: psycopg.Connection, spec: EntitySpec, rows: pa.Table, written_at: datetime
 ) -> _MergePlan | None:
     """COPY the whole batch in if a sample of its ids finds none stored; None (nothing
     written) if the sample finds one, or the COPY meets a stored id after all.
 
     On a first load this saves staging and probing every key.
     """
-    step = max(1, bookings.num_rows // ALL_NEW_SAMPLE_SIZE)
-    sample = bookings["id"][::step].to_pylist()
-    if conn.execute(_ANY_STORED_SQL, (sample,)).fetchone() != (False,):
+    step = max(1, rows.num_rows // ALL_NEW_SAMPLE_SIZE)
+    sample = rows["id"][::step].to_pylist()
+    if conn.execute(_any_stored_sql(spec), (sample,)).fetchone() != (False,):
         return None
-    merge = _MergePlan(bookings, _STORED_SCHEMA.empty_table(), written_at)
+    merge = _MergePlan(spec, rows, _stored_schema(spec).empty_table(), written_at)
     try:
         with conn.transaction():  # a savepoint: a conflict undoes only this COPY
-            copy_arrow(conn, "bookings", merge.inserted_rows)
+            copy_arrow(conn, spec.table, merge.inserted_rows)
     except psycopg.errors.UniqueViolation as error:
-        if error.diag.constraint_name != PRIMARY_KEY:
+        if error.diag.constraint_name != f"{spec.table}_pkey":
             raise
         return None
     return merge
 
 
-def _merge(conn: psycopg.Connection, bookings: pa.Table, written_at: datetime) -> _MergePlan:
+def _merge(
+    conn: psycopg.Connection, spec: EntitySpec, rows: pa.Table, written_at: datetime
+) -> _MergePlan:
     """Insert the new keys and update the stored rows that are older, from the stored rows."""
     _create_staging(conn, KEYS_STAGING_TABLE, _KEYS_STAGING_COLUMNS)
-    ordinals = pa.arange(0, bookings.num_rows)
-    copy_arrow(conn, KEYS_STAGING_TABLE, pa.table({"id": bookings["id"], "ordinal": ordinals}))
-    merge = _MergePlan(bookings, _stored_rows(conn), written_at)
-    copy_arrow(conn, "bookings", merge.inserted_rows)
+    ordinals = pa.arange(0, rows.num_rows)
+    copy_arrow(conn, KEYS_STAGING_TABLE, pa.table({"id": rows["id"], "ordinal": ordinals}))
+    merge = _MergePlan(spec, rows, _stored_rows(conn, spec), written_at)
+    copy_arrow(conn, spec.table, merge.inserted_rows)
     if merge.newer_rows.num_rows:
-        _update_stored(conn, merge.newer_rows, merge.newer_stored["stored_row"])
+        _update_stored(conn, spec, merge.newer_rows, merge.newer_stored["stored_row"])
     conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(KEYS_STAGING_TABLE)))
     return merge
 
@@ -173,34 +184,38 @@ def _merge(conn: psycopg.Connection, bookings: pa.Table, written_at: datetime) -
 class _MergePlan:
     """What each record of a batch does to the stored rows, from the stored rows of its keys.
 
-    ``inserted_rows`` are the new bookings as they are stored (written at ``written_at``).
+    ``inserted_rows`` are the new rows as they are stored (written at ``written_at``).
     """
 
-    def __init__(self, bookings: pa.Table, stored: pa.Table, written_at: datetime) -> None:
-        new_rows = bookings  # all new (a first load): no copy
+    def __init__(
+        self, spec: EntitySpec, rows: pa.Table, stored: pa.Table, written_at: datetime
+    ) -> None:
+        self.partition_column = spec.partition_column
+        new_rows = rows  # all new (a first load): no copy
         if stored.num_rows:
-            is_new = np.ones(bookings.num_rows, dtype=bool)
+            is_new = np.ones(rows.num_rows, dtype=bool)
             is_new[stored["ordinal"].to_numpy()] = False
-            new_rows = bookings.filter(pa.array(is_new))
+            new_rows = rows.filter(pa.array(is_new))
         self.inserted_rows = _as_stored(new_rows, written_at)
-        incoming = bookings.take(stored["ordinal"])
+        incoming = rows.take(stored["ordinal"])
         newer = pc.greater(incoming["source_updated_at"], stored["stored_updated_at"])
         same_state = pc.equal(incoming["state_hash"], stored["stored_hash"])
         self.newer_rows = incoming.filter(newer)
         self.newer_stored = stored.filter(newer)
-        self.old_booked_at = self.newer_stored["stored_booked_at"]
+        self.old_partition = self.newer_stored["stored_partition"]
         self.updated = _count(pc.and_(newer, pc.invert(same_state)))
         self.stale = _count(pc.less(incoming["source_updated_at"], stored["stored_updated_at"]))
         self.unchanged = stored.num_rows - self.updated - self.stale
 
     def stats(self) -> UpsertStats:
-        booked_at = [
-            self.inserted_rows["booked_at"],
-            self.newer_rows["booked_at"],
-            self.old_booked_at,
+        column = self.partition_column
+        days = [
+            utc_dates(self.inserted_rows[column]),
+            utc_dates(self.newer_rows[column]),
+            utc_dates(self.old_partition),
         ]
-        old_days, new_days = utc_dates(self.old_booked_at), utc_dates(self.newer_rows["booked_at"])
-        # No booked_at is a partition of its own: to or from it is a move too.
+        old_days, new_days = days[2], days[1]
+        # An empty partition column is a partition of its own: to or from it is a move too.
         either_null = pc.xor(pc.is_valid(old_days), pc.is_valid(new_days))
         moved_from = old_days.filter(pc.fill_null(pc.not_equal(old_days, new_days), either_null))
         return UpsertStats(
@@ -208,9 +223,15 @@ class _MergePlan:
             updated=self.updated,
             unchanged=self.unchanged,
             stale=self.stale,
-            touched_partitions=_partitions(utc_dates(pa.chunked_array(booked_at, TIMESTAMP))),
+            touched_partitions=_partitions(
+                pa.chunked_array([chunk for d in days for chunk in _chunks(d)], pa.date32())
+            ),
             moved_from=_partitions(moved_from),
         )
+
+
+def _chunks(values: pa.Array | pa.ChunkedArray) -> list[pa.Array]:
+    return values.chunks if isinstance(values, pa.ChunkedArray) else [values]
 
 
 def _partitions(days: pa.ChunkedArray) -> frozenset[DayPartition]:
@@ -221,47 +242,53 @@ def _count(mask: pa.ChunkedArray | pa.Array) -> int:
     return pc.sum(mask, min_count=0).as_py()
 
 
-def _stored_rows(conn: psycopg.Connection) -> pa.Table:
+def _stored_rows(conn: psycopg.Connection, spec: EntitySpec) -> pa.Table:
     """The stored row of each staged key, probed through the primary key.
 
     Without statistics on the fresh staging table the planner hashes the keys
-    and scans all of ``bookings``, a cost that grows with the table (0.8 s for
+    and scans the whole table, a cost that grows with the table (0.8 s for
     100k keys against 1M rows, against 0.35 s probing the index).
     """
     conn.execute("SET LOCAL enable_hashjoin = off")
     conn.execute("SET LOCAL enable_mergejoin = off")
-    stored = copy_query_to_arrow(conn, _STORED_SQL, [], _STORED_SCHEMA)
+    stored = copy_query_to_arrow(conn, _stored_sql(spec), [], _stored_schema(spec))
     conn.execute("RESET enable_hashjoin")
     conn.execute("RESET enable_mergejoin")
     return stored
 
 
-def _create_staging(conn: psycopg.Connection, name: str, columns: str) -> None:
+def _create_staging(conn: psycopg.Connection, name: str, columns: str | sql.Composable) -> None:
     statement = sql.SQL("CREATE TEMP TABLE {} ({}) ON COMMIT DROP")
-    conn.execute(statement.format(sql.Identifier(name), sql.SQL(columns)))
+    columns = sql.SQL(columns) if isinstance(columns, str) else columns
+    conn.execute(statement.format(sql.Identifier(name), columns))
 
 
-def _as_stored(bookings: pa.Table, written_at: datetime) -> pa.Table:
+def _as_stored(new_rows: pa.Table, written_at: datetime) -> pa.Table:
     """New rows as stored: version 1, synced now (the store owns both columns)."""
-    rows = bookings.num_rows
+    rows = new_rows.num_rows
     columns = {
         "synced_at": pa.repeat(pa.scalar(written_at, TIMESTAMP), rows),
         "version": pa.repeat(pa.scalar(1, pa.int32()), rows),
     }
     for name, values in columns.items():
-        bookings = bookings.set_column(bookings.schema.get_field_index(name), name, values)
-    return bookings
+        new_rows = new_rows.set_column(new_rows.schema.get_field_index(name), name, values)
+    return new_rows
 
 
-def _update_stored(conn: psycopg.Connection, newer: pa.Table, stored_rows: pa.ChunkedArray) -> None:
+def _update_stored(
+    conn: psycopg.Connection, spec: EntitySpec, newer: pa.Table, stored_rows: pa.ChunkedArray
+) -> None:
     """Overwrite the stored rows (by row address) with their newer records."""
-    _create_staging(conn, STAGING_TABLE, "LIKE bookings, stored_row text")  # a tid, as text
+    like = sql.SQL("LIKE {}, stored_row text").format(sql.Identifier(spec.table))  # a tid, as text
+    _create_staging(conn, STAGING_TABLE, like)
     copy_arrow(conn, STAGING_TABLE, newer.append_column("stored_row", stored_rows))
-    conn.execute(_UPDATE_SQL)
+    conn.execute(_update_sql(spec))
     conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(STAGING_TABLE)))
 
 
-def _as_updated(newer: pa.Table, stored: pa.Table, written_at: datetime) -> pa.Table:
+def _as_updated(
+    spec: EntitySpec, newer: pa.Table, stored: pa.Table, written_at: datetime
+) -> pa.Table:
     """The rows ``_UPDATE_SQL`` leaves, computed from the newer records and the stored
     columns it reads (which no other writer changes while the property locks are
     held): cheaper than sending every updated row back with RETURNING."""
@@ -278,7 +305,7 @@ def _as_updated(newer: pa.Table, stored: pa.Table, written_at: datetime) -> pa.T
     }
     for name, values in store_set.items():
         newer = newer.set_column(newer.schema.get_field_index(name), name, values)
-    return newer.cast(BOOKING_SCHEMA)
+    return newer.cast(row_schema(spec))
 
 
 def _latest(*moments: pa.ChunkedArray) -> pa.ChunkedArray:
@@ -288,9 +315,9 @@ def _latest(*moments: pa.ChunkedArray) -> pa.ChunkedArray:
     return pc.max_element_wise(*micros, skip_nulls=True).cast(TIMESTAMP)
 
 
-def lock_properties(conn: psycopg.Connection, hotel_ids: Iterable[str]) -> None:
+def lock_properties(conn: psycopg.Connection, spec: EntitySpec, hotel_ids: Iterable[str]) -> None:
     """Transaction-scoped locks, always taken in key order so two writers cannot deadlock."""
-    for key in sorted({advisory_key("bookings", hotel_id) for hotel_id in hotel_ids}):
+    for key in sorted({advisory_key(spec.table, hotel_id) for hotel_id in hotel_ids}):
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (key,))
 
 
@@ -311,94 +338,136 @@ def insert_rejected(conn: psycopg.Connection, rejected: pa.Table) -> int:
     return inserted
 
 
-def fetch_bookings(
+def _day_sql(spec: EntitySpec) -> sql.Composable:
+    """The partition column's UTC date, in SQL."""
+    column = sql.Identifier(spec.partition_column)
+    if pa.types.is_date32(row_schema(spec).field(spec.partition_column).type):
+        return column
+    return sql.SQL("({} AT TIME ZONE 'UTC')::date").format(column)
+
+
+def _in_days_sql(spec: EntitySpec) -> sql.Composable:
+    # A constant array: PostgreSQL hashes it, so many days cost no more than one.
+    return sql.SQL("({day} = ANY(%s::date[]) OR ({column} IS NULL AND %s))").format(
+        day=_day_sql(spec), column=sql.Identifier(spec.partition_column)
+    )
+
+
+def fetch_rows(
     conn: psycopg.Connection,
+    spec: EntitySpec,
     *,
     partitions: Collection[DayPartition] | None = None,
     hotel_id: str | None = None,
 ) -> pa.Table:
-    """Stored bookings as a BOOKING_SCHEMA table, optionally only some booked_at days or one hotel.
+    """Stored rows as a ``row_schema(spec)`` table, optionally only some partition days or one hotel.
 
-    Ordered by booked_at and key, so a rewritten partition comes out the same every time.
+    Ordered by the partition column and key, so a rewritten partition comes out the same every time.
     """
+    schema = row_schema(spec)
     filters: list[sql.Composable] = []
     params: list[object] = []
     if partitions is not None:
-        # A constant array: PostgreSQL hashes it, so many days cost no more than one.
-        filters.append(
-            sql.SQL(
-                "((booked_at AT TIME ZONE 'UTC')::date = ANY(%s::date[]) OR (booked_at IS NULL AND %s))"
-            )
-        )
+        filters.append(_in_days_sql(spec))
         params += [partition_dates(partitions), None in partitions]
     if hotel_id is not None:
         filters.append(sql.SQL("hotel_id = %s"))
         params.append(hotel_id)
     where = sql.SQL(" WHERE ") + sql.SQL(" AND ").join(filters) if filters else sql.SQL("")
-    query = sql.SQL(
-        "SELECT {} FROM bookings{} ORDER BY booked_at, source, hotel_id, external_id"
-    ).format(sql.SQL(", ").join(map(sql.Identifier, BOOKING_SCHEMA.names)), where)
-    return copy_query_to_arrow(conn, query, params, BOOKING_SCHEMA)
+    query = sql.SQL("SELECT {} FROM {}{} ORDER BY {}, source, hotel_id, external_id").format(
+        sql.SQL(", ").join(map(sql.Identifier, schema.names)),
+        sql.Identifier(spec.table),
+        where,
+        sql.Identifier(spec.partition_column),
+    )
+    return copy_query_to_arrow(conn, query, params, schema)
 
 
 def rows_per_day(
-    conn: psycopg.Connection, partitions: Collection[DayPartition]
+    conn: psycopg.Connection, spec: EntitySpec, partitions: Collection[DayPartition]
 ) -> dict[DayPartition, int]:
-    """How many stored bookings fall on each of these booked_at days (None: no booked_at)."""
-    rows = conn.execute(
-        "SELECT (booked_at AT TIME ZONE 'UTC')::date, count(*) FROM bookings"
-        " WHERE (booked_at AT TIME ZONE 'UTC')::date = ANY(%s::date[]) OR (booked_at IS NULL AND %s)"
-        " GROUP BY 1",
-        (partition_dates(partitions), None in partitions),
+    """How many stored rows fall on each of these partition days (None: the null partition)."""
+    query = sql.SQL("SELECT {day}, count(*) FROM {table} WHERE {in_days} GROUP BY 1").format(
+        day=_day_sql(spec), table=sql.Identifier(spec.table), in_days=_in_days_sql(spec)
     )
+    rows = conn.execute(query, (partition_dates(partitions), None in partitions))
     return {day_partition(day): count for day, count in rows}
 
 
-def booking_keys(conn: psycopg.Connection, *, hotel_id: str | None = None) -> pa.Table:
-    """id, natural key, version and state hash of every stored booking (for PostgreSQL/Parquet checks)."""
-    schema = pa.schema([BOOKING_SCHEMA.field(name) for name in BOOKING_KEY_COLUMNS])
-    query = sql.SQL("SELECT {} FROM bookings{} ORDER BY source, hotel_id, external_id").format(
-        sql.SQL(", ").join(map(sql.Identifier, schema.names)),
+def stored_keys(
+    conn: psycopg.Connection, spec: EntitySpec, *, hotel_id: str | None = None
+) -> pa.Table:
+    """id, natural key, version and state hash of every stored row (for PostgreSQL/Parquet checks)."""
+    schema = row_schema(spec)
+    keys = pa.schema([schema.field(name) for name in KEY_COLUMNS])
+    query = sql.SQL("SELECT {} FROM {}{} ORDER BY source, hotel_id, external_id").format(
+        sql.SQL(", ").join(map(sql.Identifier, keys.names)),
+        sql.Identifier(spec.table),
         sql.SQL(" WHERE hotel_id = %s") if hotel_id is not None else sql.SQL(""),
     )
-    return copy_query_to_arrow(conn, query, [hotel_id] if hotel_id is not None else [], schema)
+    return copy_query_to_arrow(conn, query, [hotel_id] if hotel_id is not None else [], keys)
 
 
-def booking_counts(conn: psycopg.Connection) -> dict[str, int]:
-    """Number of stored bookings per hotel."""
-    rows = conn.execute(
-        "SELECT hotel_id, count(*) FROM bookings GROUP BY hotel_id ORDER BY hotel_id"
-    )
+def row_counts(conn: psycopg.Connection, spec: EntitySpec) -> dict[str, int]:
+    """Number of stored rows per hotel."""
+    query = sql.SQL("SELECT hotel_id, count(*) FROM {} GROUP BY hotel_id ORDER BY hotel_id")
+    rows = conn.execute(query.format(sql.Identifier(spec.table)))
     return {hotel_id: count for hotel_id, count in rows}
 
 
-_STORED_SCHEMA = pa.schema(
-    [
-        ("ordinal", pa.int64()),
-        ("stored_row", pa.string()),
-        ("stored_updated_at", TIMESTAMP),
-        ("stored_hash", pa.string()),
-        ("stored_booked_at", TIMESTAMP),
-        ("stored_version", pa.int32()),
-        ("stored_synced_at", TIMESTAMP),
-        ("stored_event_received_at", TIMESTAMP),
-    ]
-)
+def unknown_references(
+    conn: psycopg.Connection, spec: EntitySpec, column: str, target: EntitySpec, limit: int = 10
+) -> tuple[int, list[str]]:
+    """Rows whose ``column`` names no stored row of ``target`` at the same property:
+    how many, and the HostPMS ids of a few."""
+    query = sql.SQL(
+        "SELECT s.external_id FROM {table} AS s WHERE s.{column} IS NOT NULL AND NOT EXISTS"
+        " (SELECT FROM {target} AS t WHERE t.hotel_id = s.hotel_id AND t.external_id = s.{column})"
+        " ORDER BY s.hotel_id, s.external_id"
+    ).format(
+        table=sql.Identifier(spec.table),
+        column=sql.Identifier(column),
+        target=sql.Identifier(target.table),
+    )
+    ids = [external_id for (external_id,) in conn.execute(query)]
+    return len(ids), ids[:limit]
 
 
-def _stored_sql() -> sql.Composed:
+@cache
+def _stored_schema(spec: EntitySpec) -> pa.Schema:
+    return pa.schema(
+        [
+            ("ordinal", pa.int64()),
+            ("stored_row", pa.string()),
+            ("stored_updated_at", TIMESTAMP),
+            ("stored_hash", pa.string()),
+            ("stored_partition", row_schema(spec).field(spec.partition_column).type),
+            ("stored_version", pa.int32()),
+            ("stored_synced_at", TIMESTAMP),
+            ("stored_event_received_at", TIMESTAMP),
+        ]
+    )
+
+
+@cache
+def _stored_sql(spec: EntitySpec) -> sql.Composed:
     return sql.SQL(
-        "SELECT k.ordinal, b.ctid::text, b.source_updated_at, b.state_hash, b.booked_at,"
+        "SELECT k.ordinal, b.ctid::text, b.source_updated_at, b.state_hash, b.{partition},"
         " b.version, b.synced_at, b.event_received_at"
-        " FROM {keys} AS k JOIN bookings AS b USING (id)"
-    ).format(keys=sql.Identifier(KEYS_STAGING_TABLE))
+        " FROM {keys} AS k JOIN {table} AS b USING (id)"
+    ).format(
+        keys=sql.Identifier(KEYS_STAGING_TABLE),
+        table=sql.Identifier(spec.table),
+        partition=sql.Identifier(spec.partition_column),
+    )
 
 
-def _update_sql() -> sql.Composed:
+@cache
+def _update_sql(spec: EntitySpec) -> sql.Composed:
     state_changed = sql.SQL("s.state_hash <> b.state_hash")
     assignments: list[sql.Composable] = [
         sql.SQL("{0} = s.{0}").format(sql.Identifier(name))
-        for name in (*STATE_UPDATED, *ALWAYS_REFRESHED)
+        for name in (*_state_updated(spec), *ALWAYS_REFRESHED)
     ]
     assignments += [
         sql.SQL("event_received_at = GREATEST(b.event_received_at, s.event_received_at)"),
@@ -409,14 +478,20 @@ def _update_sql() -> sql.Composed:
     # instead of scanning the table for a hash join.
     return sql.SQL(
         """
-        UPDATE bookings AS b SET {assignments}
+        UPDATE {table} AS b SET {assignments}
         FROM {staging} AS s
         WHERE b.ctid = s.stored_row::tid AND s.source_updated_at > b.source_updated_at
           AND b.ctid = ANY(ARRAY(SELECT stored_row::tid FROM {staging}))
         """
-    ).format(staging=sql.Identifier(STAGING_TABLE), assignments=sql.SQL(", ").join(assignments))
+    ).format(
+        table=sql.Identifier(spec.table),
+        staging=sql.Identifier(STAGING_TABLE),
+        assignments=sql.SQL(", ").join(assignments),
+    )
 
 
-_STORED_SQL = _stored_sql()
-_ANY_STORED_SQL = "SELECT EXISTS (SELECT FROM bookings WHERE id = ANY(%s::uuid[]))"
-_UPDATE_SQL = _update_sql()
+@cache
+def _any_stored_sql(spec: EntitySpec) -> sql.Composed:
+    return sql.SQL("SELECT EXISTS (SELECT FROM {} WHERE id = ANY(%s::uuid[]))").format(
+        sql.Identifier(spec.table)
+    )

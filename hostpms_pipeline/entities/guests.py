@@ -1,0 +1,99 @@
+"""Guest profiles: identity documents validated, phones in E.164.
+
+An identifier that fails validation is kept as received and flagged in its
+``*_valid`` column (a WARN check counts them): a front desk's typo must not drop
+a guest.
+"""
+
+import uuid
+
+import pyarrow as pa
+
+from hostpms_pipeline.entities.spec import (
+    Check,
+    Column,
+    EntitySpec,
+    Parsed,
+    Phone,
+    RawField,
+    Reject,
+    Text,
+    Unparsed,
+    Valid,
+    ValidIdentifiersCheck,
+    mapped,
+)
+
+GUESTS = EntitySpec(
+    collection="guests",
+    id_field="guest_id",
+    table="guests",
+    row="guest",
+    id_namespace=uuid.UUID("0b8e6f1d-5a2c-5e47-8d13-7c9a4f2e6b51"),
+    fields=(
+        RawField("name"),
+        RawField("email"),
+        RawField("phone"),
+        RawField("country"),
+        RawField("nif"),
+        RawField("document_type"),
+        RawField("document_number"),
+        RawField("date_of_birth"),
+        RawField("language"),
+        RawField("marketing_consent", "boolean"),
+    ),
+    columns=(
+        Column("name", pa.string(), Text("name"), personal=True),
+        Column("email", pa.string(), Text("email"), personal=True),
+        Column("phone", pa.string(), Phone("phone"), personal=True),
+        Column("phone_valid", pa.bool_(), Valid("phone", "phone"), dictionary=True),
+        Column("country", pa.string(), Text("country"), dictionary=True),
+        Column("nif", pa.string(), Text("nif"), personal=True),
+        Column("nif_valid", pa.bool_(), Valid("nif", "tax_id", country="country"), dictionary=True),
+        *mapped("document_type", "document_type", "document_type"),
+        Column("document_number", pa.string(), Text("document_number"), personal=True),
+        Column(
+            "document_number_valid",
+            pa.bool_(),
+            Valid("document_number", "document", document_type="document_type"),
+            dictionary=True,
+        ),
+        Column("date_of_birth", pa.date32(), Parsed("date_of_birth", "date"), personal=True),
+        Column("language", pa.string(), Text("language"), dictionary=True),
+        Column(
+            "marketing_consent",
+            pa.bool_(),
+            Parsed("marketing_consent", "boolean"),
+            dictionary=True,
+        ),
+    ),
+    rejects=(
+        Reject(
+            "invalid_date",
+            "date_of_birth is not a YYYY-MM-DD date",
+            Unparsed("date_of_birth", "date_of_birth"),
+        ),
+    ),
+    checks=(
+        Check(
+            "identifiers_valid",
+            "Phones, NIFs and DNI/NIE numbers pass validation (invalid ones are kept as received).",
+            ValidIdentifiersCheck(("phone_valid", "nif_valid", "document_number_valid")),
+            blocking=False,
+        ),
+    ),
+    guest_key="external_id",
+    events=("guest.created",),
+    preview=(
+        "external_id",
+        "hotel_id",
+        "country",
+        "language",
+        "document_type",
+        "phone_valid",
+        "nif_valid",
+        "marketing_consent",
+        "version",
+    ),
+    description="Guest profiles, the latest state of each; personal data stays in PostgreSQL.",
+)

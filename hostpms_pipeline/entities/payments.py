@@ -1,0 +1,97 @@
+"""Payments: amounts exact to the cent, methods and statuses unified.
+
+Parquet partitions payments by ``paid_at``'s day; a payment not yet paid sits in
+the null partition until it is.
+"""
+
+import uuid
+
+import pyarrow as pa
+
+from hostpms_pipeline.entities.spec import (
+    MONEY,
+    TIMESTAMP,
+    Check,
+    Column,
+    CurrencyCheck,
+    EntitySpec,
+    Missing,
+    Negative,
+    NotANumber,
+    NotCurrency,
+    NotNegativeCheck,
+    Parsed,
+    Raw,
+    RawField,
+    Reference,
+    Reject,
+    Text,
+    Unparsed,
+    mapped,
+)
+
+PAYMENTS = EntitySpec(
+    collection="payments",
+    id_field="payment_id",
+    table="payments",
+    row="payment",
+    id_namespace=uuid.UUID("9a1c4e7f-2d3b-5c68-b0e5-4f8a6d2c1e97"),
+    fields=(
+        RawField("reservation_id"),
+        RawField("amount", "number"),
+        RawField("currency"),
+        RawField("method"),
+        RawField("status"),
+        RawField("paid_at"),
+    ),
+    columns=(
+        Column("reservation_id", pa.string(), Text("reservation_id")),
+        Column("amount", MONEY, Parsed("amount", "money"), required=True),
+        Column("currency", pa.string(), Text("currency"), dictionary=True),
+        *mapped("method", "method", "payment_method"),
+        *mapped("status", "status", "payment_status"),
+        Column("paid_at", TIMESTAMP, Parsed("paid_at", "timestamp")),
+    ),
+    rejects=(
+        Reject(
+            "amount_not_a_number", "amount is missing or not a number", NotANumber(Raw("amount"))
+        ),
+        Reject("amount_out_of_range", "amount does not fit numeric(12,2)", Missing("amount")),
+        Reject("negative_amount", "amount is negative", Negative("amount")),
+        Reject(
+            "invalid_currency", "currency is not an ISO 4217 code", NotCurrency(Raw("currency"))
+        ),
+        Reject(
+            "invalid_date", "paid_at is not an RFC 3339 timestamp", Unparsed("paid_at", "paid_at")
+        ),
+    ),
+    partition_column="paid_at",
+    checks=(
+        Check(
+            "amounts_not_negative",
+            "Amounts are not negative.",
+            NotNegativeCheck(("amount",)),
+            blocking=True,
+        ),
+        Check(
+            "currency_is_iso_4217",
+            "Currency is an ISO 4217 code.",
+            CurrencyCheck("currency"),
+            blocking=True,
+        ),
+    ),
+    references=(Reference("reservation_id", "reservations"),),
+    events=("payment.received",),
+    preview=(
+        "external_id",
+        "hotel_id",
+        "reservation_id",
+        "amount",
+        "currency",
+        "method",
+        "status",
+        "paid_at",
+        "version",
+    ),
+    description="Payments, the latest state of each.",
+)

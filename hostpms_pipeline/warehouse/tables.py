@@ -1,0 +1,64 @@
+"""Each entity's table, made from its spec: the columns and types ``engine.schema.row_schema`` gives.
+
+Created if missing whenever the schema is migrated, so a new entity needs no
+migration of its own. (``bookings`` came first and was made by migration 001; its
+columns are the same, which a test checks.)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import psycopg
+import pyarrow as pa
+from psycopg import sql
+
+from hostpms_pipeline.engine.schema import NATURAL_KEY, row_schema
+from hostpms_pipeline.entities.spec import MONEY, TIMESTAMP, EntitySpec
+
+_TYPES: dict[pa.DataType, str] = {
+    pa.string(): "text",
+    pa.date32(): "date",
+    TIMESTAMP: "timestamp with time zone",
+    MONEY: "numeric(12,2)",
+    pa.int32(): "integer",
+    pa.bool_(): "boolean",
+}
+
+
+def postgres_type(name: str, arrow_type: pa.DataType) -> str:
+    if name == "id":
+        return "uuid"
+    try:
+        return _TYPES[arrow_type]
+    except KeyError:
+        raise ValueError(f"column {name}: no PostgreSQL type for {arrow_type}") from None
+
+
+def create_table_sql(spec: EntitySpec) -> sql.Composed:
+    columns = []
+    for field in row_schema(spec):
+        parts = [sql.Identifier(field.name), sql.SQL(postgres_type(field.name, field.type))]
+        if field.name in NATURAL_KEY:  # identifiers compare bytes: the key's hot path
+            parts.append(sql.SQL('COLLATE "C"'))
+        if field.name == "id":
+            parts.append(sql.SQL("PRIMARY KEY"))
+        elif not field.nullable:
+            parts.append(sql.SQL("NOT NULL"))
+        if field.name == "version":
+            parts.append(sql.SQL("CHECK (version >= 1)"))
+        columns.append(sql.SQL(" ").join(parts))
+    # fillfactor: room on each page for a newer version of its rows (HOT updates).
+    return sql.SQL("CREATE TABLE IF NOT EXISTS {} ({}) WITH (fillfactor = 90)").format(
+        sql.Identifier(spec.table), sql.SQL(", ").join(columns)
+    )
+
+
+def ensure_tables(conn: psycopg.Connection, specs: Iterable[EntitySpec]) -> None:
+    """Create the tables of ``specs`` that do not exist yet (in the connection's search path)."""
+    for spec in specs:
+        conn.execute(create_table_sql(spec))
+        index = sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} (hotel_id)").format(
+            sql.Identifier(f"{spec.table}_hotel"), sql.Identifier(spec.table)
+        )
+        conn.execute(index)
