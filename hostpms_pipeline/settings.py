@@ -37,6 +37,8 @@ class Settings(BaseSettings):
     use_secrets_manager: bool = False
     # DynamoDB table for webhook idempotency (AWS); unset: a PostgreSQL table.
     idempotency_table: str | None = None
+    # EventBridge bus that gets one event per landed webhook (AWS); unset: none is sent.
+    event_bus: str | None = None
     mapping_file: Path | None = None
     # Alerts: a Slack incoming webhook or an SNS topic; neither set, the log.
     alert_slack_webhook_url: SecretStr | None = None

@@ -1,8 +1,9 @@
 """What happens to one delivery, free of any web framework (the ASGI app and Lambda share it).
 
 Order: the property's secrets → signature → timestamp → body → claim the event id →
-land the event → mark it landed → answer. Nothing is landed before every check has
-passed, and no 2xx is answered before the event is durably in the raw store.
+land the event → mark it landed → announce it on EventBridge (when configured, best
+effort) → answer. Nothing is landed before every check has passed, and no 2xx is
+answered before the event is durably in the raw store.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from hostpms_pipeline.hostpms.credentials import MissingSecret
 from hostpms_pipeline.lake.storage import ObjectStore, StorageError
 from hostpms_pipeline.webhooks import verification
+from hostpms_pipeline.webhooks.events import EventPublisher, open_event_publisher
 from hostpms_pipeline.webhooks.idempotency import (
     Claim,
     ClaimState,
@@ -61,6 +63,8 @@ class WebhookAcceptor:
     store: ObjectStore
     idempotency: IdempotencyStore
     clock: Clock = field(default=_utc_now)
+    # EventBridge when HOSTPMS_EVENT_BUS is set; None sends nothing.
+    events: EventPublisher | None = field(default_factory=open_event_publisher)
 
     def accept(self, delivery: Delivery) -> Acceptance:
         """Land a verified event once; raises :class:`Refusal` for anything else."""
@@ -105,6 +109,8 @@ class WebhookAcceptor:
                 Outcome.STORAGE_UNAVAILABLE, "raw store unavailable", event_id=event.id
             ) from None
         self._mark(claim, location, now)
+        if self.events is not None:
+            self.events.announce(verified, location, now)  # best effort, never raises
         return Acceptance(Outcome.ACCEPTED, event.id, location)
 
     def _claim(self, event: EventRef, now: datetime) -> Claim:
