@@ -22,6 +22,7 @@ COLUMNS = pa.schema(
         ("amount", pa.decimal128(12, 2)),
         ("nights", pa.int32()),
         ("ordinal", pa.int64()),
+        ("flag", pa.bool_()),
     ]
 )
 ROWS = [
@@ -33,6 +34,7 @@ ROWS = [
         "amount": Decimal("9999999999.99"),
         "nights": 7,
         "ordinal": 2**40,
+        "flag": True,
     },
     {  # before PostgreSQL's 2000-01-01 epoch, negative and small amounts
         "id": "00000000-0000-0000-0000-000000000000",
@@ -42,6 +44,7 @@ ROWS = [
         "amount": Decimal("-0.01"),
         "nights": -1,
         "ordinal": 0,
+        "flag": False,
     },
     {"id": "FFFFFFFF-FFFF-FFFF-FFFF-FFFFFFFFFFFF", "amount": Decimal("10000.50"), "ordinal": 1},
     {"id": str(uuid.uuid5(uuid.NAMESPACE_DNS, "x")), "amount": Decimal("0.00"), "ordinal": 3},
@@ -52,7 +55,7 @@ ROWS = [
 def target(pg_conn: psycopg.Connection) -> str:
     pg_conn.execute(
         "CREATE TABLE copy_target (id uuid, name text, day date, moment timestamptz,"
-        " amount numeric(12, 2), nights integer, ordinal bigint, note jsonb)"
+        " amount numeric(12, 2), nights integer, ordinal bigint, flag boolean, note jsonb)"
     )
     pg_conn.commit()
     return "copy_target"
@@ -83,7 +86,7 @@ def test_columns_are_matched_by_name_in_any_order(pg_conn: psycopg.Connection, t
 
     assert read_back(pg_conn, COLUMNS.remove(1)) == [
         {"id": ROWS[0]["id"], "day": None, "moment": None, "amount": ROWS[0]["amount"], "nights": None,
-         "ordinal": ROWS[0]["ordinal"]}
+         "ordinal": ROWS[0]["ordinal"], "flag": None}
     ]  # fmt: skip
 
 

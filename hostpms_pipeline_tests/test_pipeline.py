@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pyarrow.compute as pc
 import pytest
 from dagster import DagsterInstance, MultiPartitionKey, materialize
 
@@ -19,7 +20,7 @@ from hostpms_pipeline.defs.resources import (
     PostgresResource,
 )
 from hostpms_pipeline.engine import pipeline
-from hostpms_pipeline.entities import RESERVATIONS
+from hostpms_pipeline.entities import ENTITIES, RESERVATIONS
 from hostpms_pipeline.lake import parquet_store
 from hostpms_pipeline.settings import SIMULATOR_CLIENT_ID, SIMULATOR_CLIENT_SECRET, get_settings
 from hostpms_pipeline.warehouse import database, entity_store, outbox
@@ -65,11 +66,13 @@ def stored(resources):
         return entity_store.stored_keys(conn, RESERVATIONS)
 
 
-def visible_reservations(running_simulator, property_id):
+def visible_records(running_simulator, property_id, collection="reservations"):
     simulator = running_simulator.simulator
-    return simulator.dataset.timeline(property_id, "reservations").latest_keys(
-        simulator.clock.now()
-    )
+    return simulator.dataset.timeline(property_id, collection).latest_keys(simulator.clock.now())
+
+
+def visible_reservations(running_simulator, property_id):
+    return visible_records(running_simulator, property_id)
 
 
 def failed_checks(result) -> list[str]:
@@ -89,18 +92,17 @@ def test_every_property_syncs_with_every_check_passing(resources, instance, runn
     evaluated = {(e.asset_key, e.check_name) for e in result.get_asset_check_evaluations()}
     assert evaluated == {(key.asset_key, key.name) for key in every_check}
     assert failed_checks(result) == []
-    keys = stored(resources)
-    for property_id in get_settings().property_ids:
-        in_postgres = {
-            k
-            for k, h in zip(
-                keys["external_id"].to_pylist(), keys["hotel_id"].to_pylist(), strict=True
-            )
-            if h == property_id
-        }
-        assert in_postgres == set(visible_reservations(running_simulator, property_id))
-    parquet = parquet_store.read_rows(resources["processed_store"].url, RESERVATIONS)
-    assert pipeline.key_set(parquet) == pipeline.key_set(keys)
+    processed = resources["processed_store"].url
+    for spec in ENTITIES:  # every entity, in PostgreSQL and Parquet alike
+        with resources["postgres"].connect() as conn:
+            keys = entity_store.stored_keys(conn, spec)
+        for property_id in get_settings().property_ids:
+            ids = keys.filter(pc.equal(keys["hotel_id"], property_id))["external_id"]
+            expected = visible_records(running_simulator, property_id, spec.collection)
+            assert set(ids.to_pylist()) == set(expected) and len(ids) == len(expected)
+        parquet = parquet_store.read_rows(processed, spec)
+        assert pipeline.key_set(parquet) == pipeline.key_set(keys)
+        assert parquet.num_rows == keys.num_rows
 
 
 def test_a_second_run_changes_nothing(resources, instance):

@@ -27,7 +27,7 @@ from hostpms_pipeline.defs.resources import (
 )
 from hostpms_pipeline.defs.schedules import PROPERTY_TAG
 from hostpms_pipeline.defs.sensors import hostpms_webhook_drops
-from hostpms_pipeline.entities import RESERVATIONS
+from hostpms_pipeline.entities import GUESTS, PAYMENTS, RESERVATIONS, ROOMS
 from hostpms_pipeline.hostpms import contract
 from hostpms_pipeline.hostpms.credentials import MissingSecret
 from hostpms_pipeline.ingest import webhook_discovery
@@ -178,8 +178,18 @@ def test_more_than_a_thousand_new_objects_in_one_tick(backend, sensor_resources,
     assert len(pending_webhook_files(sensor_resources)) == 1_050
 
 
+# One event of each entity's webhooks, as HostPMS signs and sends them.
+ENTITY_EVENTS = [
+    ("reservation.updated", RESERVATIONS),
+    ("guest.created", GUESTS),
+    ("room.status_changed", ROOMS),
+    ("payment.received", PAYMENTS),
+]
+
+
+@pytest.mark.parametrize("event_type, spec", ENTITY_EVENTS, ids=[e for e, _ in ENTITY_EVENTS])
 def test_simulator_webhook_reaches_postgres_through_receiver_sensor_and_run(
-    simulator_config, sensor_resources, pg_url, pg_schema
+    simulator_config, sensor_resources, pg_url, pg_schema, event_type, spec
 ):
     store = sensor_resources["raw_store"].open()
     idempotency = PostgresIdempotencyStore(sensor_resources["postgres"].connect)
@@ -196,14 +206,14 @@ def test_simulator_webhook_reaches_postgres_through_receiver_sensor_and_run(
         serve_app_in_background(receiver) as port,
     ):
         url = f"http://127.0.0.1:{port}/webhooks/hostpms"
-        secrets[PROPERTY] = [subscribe_webhooks(running, PROPERTY, url, ["reservation.updated"])]
-        event_id = running.simulator.emit_event(PROPERTY, "reservation.updated")
+        secrets[PROPERTY] = [subscribe_webhooks(running, PROPERTY, url, [event_type])]
+        event_id = running.simulator.emit_event(PROPERTY, event_type)
         deadline = time.monotonic() + 10
         while not list(store.list(f"hostpms/{PROPERTY}/webhooks/")) and time.monotonic() < deadline:
             time.sleep(0.05)
     landed = orjson.loads(store.get(next(iter(store.list(f"hostpms/{PROPERTY}/webhooks/"))).key))
     assert landed["event_id"] == event_id
-    reservation_id = landed["data"][0]["reservation_id"]
+    record_id = landed["data"][0][spec.id_field]
 
     result = tick(sensor_resources, None)
     (run_request,) = result.run_requests
@@ -225,18 +235,17 @@ def test_simulator_webhook_reaches_postgres_through_receiver_sensor_and_run(
         instance=DagsterInstance.ephemeral(),
     )
     assert run.success
-    assert entity_keys(RESERVATIONS).raw not in {
-        event.asset_key for event in run.get_asset_materialization_events()
-    }
+    materialized = {event.asset_key for event in run.get_asset_materialization_events()}
+    assert entity_keys(spec).raw not in materialized
+    assert {entity_keys(spec).table, entity_keys(spec).parquet} <= materialized
     with sensor_resources["postgres"].connect() as conn:
-        rows = entity_store.fetch_rows(conn, RESERVATIONS, hotel_id=PROPERTY).to_pylist()
-    (row,) = [r for r in rows if r["external_id"] == reservation_id]
+        rows = entity_store.fetch_rows(conn, spec, hotel_id=PROPERTY).to_pylist()
+    (row,) = [r for r in rows if r["external_id"] == record_id]
     assert row["event_received_at"] is not None
     assert row["synced_at"] >= row["event_received_at"]
     (lag,) = [
         e
         for e in run.get_asset_check_evaluations()
-        if e.check_name == "webhook_lag_under_30s"
-        and e.asset_key == entity_keys(RESERVATIONS).table
+        if e.check_name == "webhook_lag_under_30s" and e.asset_key == entity_keys(spec).table
     ]
     assert lag.passed and lag.metadata["webhook_rows"].value == 1

@@ -6,8 +6,6 @@ pipeline in another process must be able to steer it.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import orjson
 from pydantic import BaseModel, Field, ValidationError
 from starlette.requests import Request
@@ -16,10 +14,8 @@ from starlette.routing import Route
 
 from hostpms_pipeline.hostpms import contract
 from hostpms_pipeline.simulator.faults import FAULT_ADAPTER
+from hostpms_pipeline.simulator.service import HostPMSSimulator
 from hostpms_pipeline.simulator.webhooks import UnknownEvent
-
-if TYPE_CHECKING:
-    from hostpms_pipeline.simulator.service import HostPMSSimulator
 
 ADMIN_PREFIX = "/_simulator"
 

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import parse_qsl
 
 import orjson
@@ -27,11 +27,9 @@ from hostpms_pipeline.simulator.faults import (
     StatusFault,
 )
 from hostpms_pipeline.simulator.ratelimit import Verdict
+from hostpms_pipeline.simulator.service import HostPMSSimulator
 from hostpms_pipeline.simulator.store import InvalidCursor, PageRequest, decode_cursor
 from hostpms_pipeline.simulator.webhooks import UnknownEvent
-
-if TYPE_CHECKING:
-    from hostpms_pipeline.simulator.service import HostPMSSimulator
 
 API_PREFIX = "/v3"
 DROP_CONNECTION_SCOPE_KEY = "hostpms_simulator.drop_connection"

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import uvicorn
 from starlette.types import ASGIApp
 
-from hostpms_pipeline.simulator.app import API_PREFIX
+from hostpms_pipeline.simulator.app import API_PREFIX, build_app
 from hostpms_pipeline.simulator.config import SimulatorConfig
 from hostpms_pipeline.simulator.service import HostPMSSimulator
 
@@ -65,11 +65,11 @@ def run_in_background(
 ) -> Iterator[RunningSimulator]:
     """Serve the simulator from a daemon thread; port 0 picks a free port."""
     simulator = simulator or HostPMSSimulator()
-    with serve_app_in_background(simulator.app, host, port) as bound_port:
+    with serve_app_in_background(build_app(simulator), host, port) as bound_port:
         yield RunningSimulator(simulator, host, bound_port)
 
 
 def serve(config: SimulatorConfig | None = None, host: str = "127.0.0.1", port: int = 8400) -> None:
     """Serve until interrupted (the ``hostpms simulator`` command)."""
     simulator = HostPMSSimulator(config)
-    uvicorn.run(simulator.app, host=host, port=port, log_level="info", lifespan="on")
+    uvicorn.run(build_app(simulator), host=host, port=port, log_level="info", lifespan="on")

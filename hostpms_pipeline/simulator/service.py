@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from hostpms_pipeline.hostpms import contract
 from hostpms_pipeline.settings import get_settings
@@ -16,9 +15,6 @@ from hostpms_pipeline.simulator.ratelimit import RateLimiter
 from hostpms_pipeline.simulator.store import Dataset, PageRequest, ServedPage
 from hostpms_pipeline.simulator.tokens import TokenStore
 from hostpms_pipeline.simulator.webhooks import WebhookDispatcher
-
-if TYPE_CHECKING:
-    from starlette.types import ASGIApp
 
 
 class HostPMSSimulator:
@@ -39,12 +35,6 @@ class HostPMSSimulator:
         self.webhooks = WebhookDispatcher(
             self.config.webhooks, self.dataset, self.clock, self.config.seed
         )
-
-    @cached_property
-    def app(self) -> ASGIApp:
-        from hostpms_pipeline.simulator.app import build_app
-
-        return build_app(self)
 
     # --- control -------------------------------------------------------------
     def revoke_tokens(self) -> int:

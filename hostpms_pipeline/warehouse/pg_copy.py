@@ -144,6 +144,8 @@ def copy_query_to_arrow(
                 column_types=schema,
                 strings_can_be_null=True,
                 quoted_strings_can_be_null=False,  # "" is an empty string, bare empty is NULL
+                true_values=["t"],  # PostgreSQL's text form of a boolean
+                false_values=["f"],
             ),
         )
         table = reader.read_all()
