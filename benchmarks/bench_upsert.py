@@ -33,8 +33,8 @@ import pyarrow.csv as pa_csv
 from psycopg import sql
 
 from benchmarks.postgres_server import postgres_url
-from hostpms_pipeline.engine.schema import SOURCE, row_schema
 from hostpms_pipeline.entities import RESERVATIONS
+from hostpms_pipeline.entities.schema import SOURCE, row_schema
 from hostpms_pipeline.entities.spec import MONEY, TIMESTAMP
 from hostpms_pipeline.warehouse import database, entity_store, pg_copy
 

@@ -19,8 +19,8 @@ from hostpms_pipeline.defs.checks import batch_rules
 from hostpms_pipeline.defs.keys import entity_keys
 from hostpms_pipeline.engine import pipeline, reading, transform
 from hostpms_pipeline.engine.mapping import load_mapping_tables
-from hostpms_pipeline.engine.schema import REJECTED_SCHEMA, row_schema
 from hostpms_pipeline.entities import ENTITIES, GUESTS, PAYMENTS, RESERVATIONS, ROOMS
+from hostpms_pipeline.entities.schema import REJECTED_SCHEMA, row_schema
 from hostpms_pipeline.entities.spec import (
     MONEY,
     Blank,

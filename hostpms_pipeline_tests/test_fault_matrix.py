@@ -39,6 +39,7 @@ from hostpms_pipeline.hostpms.client import (
 from hostpms_pipeline.hostpms.rate_limiter import PostgresRateLimiter, RateLimit
 from hostpms_pipeline.ingest import polling
 from hostpms_pipeline.lake import parquet_store
+from hostpms_pipeline.lake.raw_layout import RAW_PREFIX
 from hostpms_pipeline.lake.storage import LocalObjectStore, ObjectStore
 from hostpms_pipeline.settings import SIMULATOR_CLIENT_ID, SIMULATOR_CLIENT_SECRET
 from hostpms_pipeline.simulator import (
@@ -152,7 +153,7 @@ class Environment:
         return FinalState(bookings, rejected)
 
     def landed_files(self, property_id: str) -> list[str]:
-        return [info.key for info in self.raw.list(f"{polling.RAW_PREFIX}/{property_id}/polling/")]
+        return [info.key for info in self.raw.list(f"{RAW_PREFIX}/{property_id}/polling/")]
 
     def checkpoint(self, property_id: str) -> checkpoints.Checkpoint | None:
         with self.connect() as conn:

@@ -9,7 +9,7 @@ import pyarrow as pa
 import pytest
 
 from hostpms_pipeline.engine.mapping import load_mapping_tables, map_values, normalise_key
-from hostpms_pipeline.engine.schema import UNKNOWN
+from hostpms_pipeline.entities.schema import UNKNOWN
 
 # Every row of the contract's tables: (field, Portuguese, Spanish, unified).
 CONTRACT_ROWS = [

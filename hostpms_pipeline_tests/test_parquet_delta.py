@@ -11,8 +11,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from hostpms_pipeline.engine import pipeline
-from hostpms_pipeline.engine.schema import REJECTED_SCHEMA
 from hostpms_pipeline.entities import RESERVATIONS
+from hostpms_pipeline.entities.schema import REJECTED_SCHEMA
 from hostpms_pipeline.lake import parquet_store
 from hostpms_pipeline.lake.parquet_delta import ParquetDelta
 from hostpms_pipeline.warehouse import entity_store, outbox

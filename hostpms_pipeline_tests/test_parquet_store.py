@@ -13,8 +13,8 @@ import pyarrow as pa
 import pytest
 from pyarrow.fs import FileSelector, FileType
 
-from hostpms_pipeline.engine.schema import day_runs, first_of_each_id, partition_days, row_schema
 from hostpms_pipeline.entities import RESERVATIONS
+from hostpms_pipeline.entities.schema import day_runs, first_of_each_id, partition_days, row_schema
 from hostpms_pipeline.lake import parquet_store
 from hostpms_pipeline.lake.parquet_store import FILE_NAME, filesystem_for, partition_path
 

@@ -17,9 +17,9 @@ import pytest
 from hostpms_pipeline.engine import reading
 from hostpms_pipeline.engine import transform as engine_transform
 from hostpms_pipeline.engine.mapping import load_mapping_tables
-from hostpms_pipeline.engine.schema import REJECTED_SCHEMA, row_schema
 from hostpms_pipeline.engine.transform import deduplicate
 from hostpms_pipeline.entities import RESERVATIONS
+from hostpms_pipeline.entities.schema import REJECTED_SCHEMA, row_schema
 
 # The reservation spec's steps, as these golden tests call them.
 BOOKING_SCHEMA = row_schema(RESERVATIONS)

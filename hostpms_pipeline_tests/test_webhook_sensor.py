@@ -31,13 +31,13 @@ from hostpms_pipeline.entities import GUESTS, PAYMENTS, RESERVATIONS, ROOMS
 from hostpms_pipeline.hostpms import contract
 from hostpms_pipeline.hostpms.credentials import MissingSecret
 from hostpms_pipeline.ingest import webhook_discovery
+from hostpms_pipeline.lake.raw_layout import webhook_key
 from hostpms_pipeline.simulator import run_in_background
 from hostpms_pipeline.simulator.server import serve_app_in_background
 from hostpms_pipeline.simulator.service import HostPMSSimulator
 from hostpms_pipeline.warehouse import entity_store, ledger
 from hostpms_pipeline.webhooks.acceptance import WebhookAcceptor
 from hostpms_pipeline.webhooks.idempotency import PostgresIdempotencyStore
-from hostpms_pipeline.webhooks.landing import webhook_key
 from hostpms_pipeline.webhooks.receiver import create_app
 from hostpms_pipeline_tests.fixtures.definitions import connector_graph
 from hostpms_pipeline_tests.fixtures.simulator import subscribe_webhooks

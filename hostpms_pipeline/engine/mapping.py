@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import TypeAdapter
 
-from hostpms_pipeline.engine.schema import UNKNOWN
+from hostpms_pipeline.entities.schema import UNKNOWN
 
 # field -> {source value -> unified value}
 _TABLES_SHAPE = TypeAdapter(dict[str, dict[str, str]])

@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 
 from hostpms_pipeline.engine import quality, reading, transform
 from hostpms_pipeline.engine.mapping import MappingTables
-from hostpms_pipeline.engine.schema import NATURAL_KEY, REJECTED_SCHEMA, DayPartition, row_schema
+from hostpms_pipeline.entities.schema import NATURAL_KEY, REJECTED_SCHEMA, DayPartition, row_schema
 from hostpms_pipeline.entities.spec import EntitySpec
 from hostpms_pipeline.lake import parquet_store
 from hostpms_pipeline.lake.parquet_delta import ParquetDelta

@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from hostpms_pipeline.engine.parsing import CURRENCY_CODES
-from hostpms_pipeline.engine.schema import KEY_FIELDS, NATURAL_KEY, UNKNOWN
+from hostpms_pipeline.entities.schema import KEY_FIELDS, NATURAL_KEY, UNKNOWN
 from hostpms_pipeline.entities.spec import (
     CurrencyCheck,
     DaysBetween,

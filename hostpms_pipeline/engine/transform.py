@@ -32,7 +32,7 @@ from hostpms_pipeline.engine.parsing import (
     PARSERS,
     parse_timestamps,
 )
-from hostpms_pipeline.engine.schema import (
+from hostpms_pipeline.entities.schema import (
     REJECTED_SCHEMA,
     SOURCE,
     first_of_each_id,

@@ -12,14 +12,15 @@ import logging
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import orjson
 import psycopg
 
-from hostpms_pipeline.engine.schema import SOURCE
+from hostpms_pipeline.entities.schema import SOURCE
 from hostpms_pipeline.hostpms import contract
 from hostpms_pipeline.hostpms.client import FetchedPage, HostPMSClient
+from hostpms_pipeline.lake.raw_layout import polling_key
 from hostpms_pipeline.lake.storage import ObjectStore
 from hostpms_pipeline.warehouse import checkpoints, ledger
 
@@ -28,9 +29,6 @@ log = logging.getLogger(__name__)
 # Incremental syncs re-read this much before the checkpoint: clock skew and late
 # commits on HostPMS's side; the repeats are absorbed by dedup.
 INCREMENTAL_OVERLAP = timedelta(minutes=5)
-RAW_PREFIX = "hostpms"
-# Raw keys start with the arrival time in this form, so they sort by time (polling and webhooks).
-KEY_TIMESTAMP_FORMAT = "%Y%m%dT%H%M%S%fZ"
 
 Connect = Callable[[], AbstractContextManager[psycopg.Connection]]
 Progress = Callable[[FetchedPage], None]
@@ -52,11 +50,6 @@ class SyncResult:
             self.locations.append(location)
         if page.max_updated_at and (self.watermark is None or page.max_updated_at > self.watermark):
             self.watermark = page.max_updated_at
-
-
-def polling_key(property_id: str, collection: str, received_at: datetime) -> str:
-    stamp = received_at.astimezone(UTC).strftime(KEY_TIMESTAMP_FORMAT)
-    return f"{RAW_PREFIX}/{property_id}/polling/{stamp}_{collection}.json"
 
 
 def serialize_page(page: FetchedPage) -> bytes:

@@ -13,24 +13,18 @@ never enter a drop twice.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import psycopg
 
 from hostpms_pipeline.entities import ENTITIES
 from hostpms_pipeline.entities.spec import EntitySpec
+from hostpms_pipeline.lake.raw_layout import arrival_time, webhook_keys_since, webhook_prefix
 from hostpms_pipeline.lake.storage import ObjectInfo, ObjectStore
 from hostpms_pipeline.warehouse import ledger
-from hostpms_pipeline.webhooks.landing import KEY_TIMESTAMP_FORMAT, webhook_prefix
 
 LOOKBACK = timedelta(minutes=15)
 HOUR_PREFIX_FORMAT = "%Y%m%dT%H"
-
-
-def arrival_time(key: str) -> datetime:
-    """When the receiver accepted the event, read back from its key."""
-    stamp = key.rsplit("/", 1)[-1].split("_", 1)[0]
-    return datetime.strptime(stamp, KEY_TIMESTAMP_FORMAT).replace(tzinfo=UTC)
 
 
 def list_drops(
@@ -38,11 +32,8 @@ def list_drops(
 ) -> Iterator[ObjectInfo]:
     """Drops of the entity's events for the property that arrived at or after ``since`` (all if None)."""
     for event in spec.events:
-        prefix = webhook_prefix(property_id, event)
-        start_after = (
-            prefix + since.astimezone(UTC).strftime(KEY_TIMESTAMP_FORMAT) if since else None
-        )
-        yield from store.list(prefix, start_after=start_after)
+        start_after = webhook_keys_since(property_id, event, since) if since else None
+        yield from store.list(webhook_prefix(property_id, event), start_after=start_after)
 
 
 def record_new_drops(

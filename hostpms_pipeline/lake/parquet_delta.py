@@ -27,7 +27,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from hostpms_pipeline.engine.schema import (
+from hostpms_pipeline.entities.schema import (
     DayPartition,
     day_partition,
     day_runs,

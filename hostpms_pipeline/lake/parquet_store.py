@@ -42,7 +42,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 from pyarrow.fs import FileSelector, FileSystem, FileType, LocalFileSystem, S3FileSystem
 
-from hostpms_pipeline.engine.schema import (
+from hostpms_pipeline.entities.schema import (
     SOURCE,
     DayPartition,
     day_partition,

@@ -1,7 +1,7 @@
 """An entity's table: bulk upsert from Arrow, rejected records, reads back to Arrow.
 
 Every entity's table (``bookings``, ``guests``, ``rooms``, ``payments``, ...) has
-the columns of ``engine.schema.row_schema(spec)`` and is written the same way;
+the columns of ``entities.schema.row_schema(spec)`` and is written the same way;
 the spec names the table and the column whose day is the Parquet partition.
 
 Bulk data crosses the wire by COPY (``pg_copy``: binary in, CSV out), so no
@@ -51,7 +51,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from psycopg import sql
 
-from hostpms_pipeline.engine.schema import (
+from hostpms_pipeline.entities.schema import (
     NATURAL_KEY,
     REJECTED_SCHEMA,
     DayPartition,

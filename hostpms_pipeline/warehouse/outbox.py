@@ -12,7 +12,7 @@ from datetime import date
 
 import psycopg
 
-from hostpms_pipeline.engine.schema import DayPartition, day_partition
+from hostpms_pipeline.entities.schema import DayPartition, day_partition
 from hostpms_pipeline.warehouse.database import advisory_key
 
 

@@ -1,4 +1,4 @@
-"""Each entity's table, made from its spec: the columns and types ``engine.schema.row_schema`` gives.
+"""Each entity's table, made from its spec: the columns and types ``entities.schema.row_schema`` gives.
 
 Created if missing whenever the schema is migrated, so a new entity needs no
 migration of its own. (``bookings`` came first and was made by migration 001; its
@@ -13,7 +13,7 @@ import psycopg
 import pyarrow as pa
 from psycopg import sql
 
-from hostpms_pipeline.engine.schema import NATURAL_KEY, row_schema
+from hostpms_pipeline.entities.schema import NATURAL_KEY, row_schema
 from hostpms_pipeline.entities.spec import MONEY, TIMESTAMP, EntitySpec
 
 _TYPES: dict[pa.DataType, str] = {

@@ -1,35 +1,20 @@
-"""Where and how an accepted event lands in the raw store.
+"""How an accepted event lands in the raw store (where: ``lake/raw_layout.py``).
 
-Key: ``hostpms/{property_id}/webhooks/{event}/{YYYYMMDDTHHMMSSffffffZ}_{event_id}.json``,
-the PRD's ``webhooks/{event}/{timestamp}.json`` with the event id appended: keys sort
-by arrival and never collide, so a sensor can list a time window by key prefix
-(``.../webhooks/reservation.updated/20261124T13``).
-
-Body: one line of JSON shaped like a polling page (``transform.read_landed`` reads
-both), with the event's one record as ``data``.
+Body: one line of JSON shaped like a polling page (``engine.reading`` reads both),
+with the event's one record as ``data``.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 import orjson
 
-from hostpms_pipeline.engine.schema import SOURCE
+from hostpms_pipeline.entities.schema import SOURCE
 from hostpms_pipeline.hostpms import contract
-from hostpms_pipeline.ingest.polling import KEY_TIMESTAMP_FORMAT, RAW_PREFIX
+from hostpms_pipeline.lake.raw_layout import webhook_key
 from hostpms_pipeline.lake.storage import ObjectStore
 from hostpms_pipeline.webhooks.verification import VerifiedEvent
-
-
-def webhook_prefix(property_id: str, event_type: str) -> str:
-    """Every landed event of one type for one property starts with this."""
-    return f"{RAW_PREFIX}/{property_id}/webhooks/{event_type}/"
-
-
-def webhook_key(property_id: str, event_type: str, event_id: str, received_at: datetime) -> str:
-    stamp = received_at.astimezone(UTC).strftime(KEY_TIMESTAMP_FORMAT)
-    return f"{webhook_prefix(property_id, event_type)}{stamp}_{event_id}.json"
 
 
 def serialize_event(verified: VerifiedEvent, received_at: datetime) -> bytes:
