@@ -22,6 +22,7 @@ import numpy as np
 import orjson
 
 from hostpms_pipeline.settings import DEFAULT_PROPERTY_IDS
+from hostpms_pipeline.simulator.people import DNI_LETTERS
 
 # Source vocabularies per country, as HostPMS sends them (contract section 3),
 # with the variants real data has.
@@ -83,6 +84,22 @@ VOCABULARY: dict[str, dict[str, tuple[str, ...]]] = {
         "phone_prefix": ("+346",),
     },
 }
+# Guests, rooms and payments (contract section 3), with variants.
+OTHER_VOCABULARY: dict[str, dict[str, tuple[str, ...]]] = {
+    "PT": {
+        "document_type": ("cartao_cidadao", "passaporte", "bilhete_identidade", "Cartao_Cidadao"),
+        "room_status": ("limpo", "sujo", "ocupado", "em_inspecao", "fora_de_servico", "Limpo"),
+        "payment_method": ("cartao_credito", "cartao_debito", "multibanco", "mbway", "numerario"),
+        "payment_status": ("pago", "pago", "pendente", "reembolsado", "falhado"),
+    },
+    "ES": {
+        "document_type": ("dni", "pasaporte", "nie", "DNI"),
+        "room_status": ("limpia", "sucia", "ocupada", "en_inspeccion", "fuera_de_servicio"),
+        "payment_method": ("tarjeta_credito", "tarjeta_debito", "bizum", "efectivo"),
+        "payment_status": ("pagado", "pagado", "pendiente", "reembolsado", "fallido"),
+    },
+}
+ROOMS_PER_PROPERTY = 300  # room records are status changes of these rooms
 PAYMENT_METHODS = ("credit_card", "debit_card", "bank_transfer", "cash", "mbway")
 # Malformed records, each the kind of fault one reject reason covers.
 FAULTS: tuple[tuple[str, Any], ...] = (
@@ -179,6 +196,121 @@ def _page_records(
     ]
 
 
+def _pt_nif(body: int) -> str:
+    digits = f"{body:08d}"
+    remainder = sum(int(d) * w for d, w in zip(digits, range(9, 1, -1), strict=True)) % 11
+    return digits + ("0" if remainder < 2 else str(11 - remainder))
+
+
+def _guest_records(
+    rng: np.random.Generator, property_id: str, numbers: list[int], first_second: int
+) -> list[dict]:
+    count = len(numbers)
+    country = property_id.split("-", 1)[0]
+    words, other = VOCABULARY[country], OTHER_VOCABULARY[country]
+    updated = EPOCH + np.arange(first_second, first_second + count).astype("timedelta64[s]")
+    born = np.datetime64("1950-01-01") + rng.integers(0, 50 * 365, count).astype("timedelta64[D]")
+    records = []
+    for number, first, last, kind, birthday, consent, changed in zip(
+        numbers,
+        _pick(rng, words["first_names"], count),
+        _pick(rng, words["last_names"], count),
+        _pick(rng, other["document_type"], count),
+        np.datetime_as_string(born).tolist(),
+        (rng.random(count) < 0.3).tolist(),
+        np.datetime_as_string(updated).tolist(),
+        strict=True,
+    ):
+        dni = f"{number % 100_000_000:08d}{DNI_LETTERS[number % 100_000_000 % 23]}"
+        nif = _pt_nif(10_000_000 + number % 90_000_000) if country == "PT" else dni
+        records.append(
+            {
+                "guest_id": f"GST-{number:09d}",
+                "name": f"{first} {last}",
+                "email": f"guest{number}@example.{country.lower()}",
+                "phone": f"{words['phone_prefix'][0]}{number % 10_000_000:08d}",
+                "country": country,
+                "nif": nif,
+                "document_type": kind,
+                "document_number": dni if country == "ES" else f"CC{number:08d}",
+                "date_of_birth": birthday,
+                "language": country.lower(),
+                "marketing_consent": consent,
+                "updated_at": f"{changed}Z",
+            }
+        )
+    return records
+
+
+def _room_records(
+    rng: np.random.Generator, property_id: str, numbers: list[int], first_second: int
+) -> list[dict]:
+    count = len(numbers)
+    country = property_id.split("-", 1)[0]
+    updated = EPOCH + np.arange(first_second, first_second + count).astype("timedelta64[s]")
+    rooms = (np.array(numbers) % ROOMS_PER_PROPERTY).tolist()
+    return [
+        {
+            "room_id": f"RM-{room:04d}",
+            "number": f"{room // 30 + 1}{room % 30:02d}",
+            "type": room_type,
+            "floor": room // 30 + 1,
+            "max_occupancy": 2,
+            "status": status,
+            "updated_at": f"{changed}Z",
+        }
+        for room, room_type, status, changed in zip(
+            rooms,
+            _pick(rng, VOCABULARY[country]["room_type"], count),
+            _pick(rng, OTHER_VOCABULARY[country]["room_status"], count),
+            np.datetime_as_string(updated).tolist(),
+            strict=True,
+        )
+    ]
+
+
+def _payment_records(
+    rng: np.random.Generator, property_id: str, numbers: list[int], first_second: int
+) -> list[dict]:
+    count = len(numbers)
+    country = property_id.split("-", 1)[0]
+    other = OTHER_VOCABULARY[country]
+    updated = EPOCH + np.arange(first_second, first_second + count).astype("timedelta64[s]")
+    return [
+        {
+            "payment_id": f"PAY-{number:09d}",
+            "reservation_id": f"RSV-{number:09d}",
+            "amount": cents / 100,
+            "currency": "EUR",
+            "method": method,
+            "status": status,
+            "paid_at": f"{changed}Z",
+            "updated_at": f"{changed}Z",
+        }
+        for number, cents, method, status, changed in zip(
+            numbers,
+            rng.integers(6_000, 400_001, count).tolist(),
+            _pick(rng, other["payment_method"], count),
+            _pick(rng, other["payment_status"], count),
+            np.datetime_as_string(updated).tolist(),
+            strict=True,
+        )
+    ]
+
+
+RECORDS = {
+    "reservations": _page_records,
+    "guests": _guest_records,
+    "rooms": _room_records,
+    "payments": _payment_records,
+}
+# Raw records of a realistic mix: a guest for most stays, a payment for most, and a
+# room's status changes (few rooms, many versions: deduplication takes most of them).
+MIX = {"reservations": 0.45, "guests": 0.25, "rooms": 0.05, "payments": 0.25}
+# A newer state of a record of each collection: the field that changes.
+_CHANGES = {"guests": "marketing_consent", "rooms": "status", "payments": "status"}
+
+
 def _break_record(rng: np.random.Generator, record: dict) -> None:
     field, value = FAULTS[int(rng.integers(0, len(FAULTS)))]
     section = _SECTION_OF_FAULT.get(field)
@@ -186,21 +318,26 @@ def _break_record(rng: np.random.Generator, record: dict) -> None:
 
 
 def _as_landed_page(
-    property_id: str, page: int, last_second: int, records: list[dict], last: bool
+    property_id: str,
+    page: int,
+    last_second: int,
+    records: list[dict],
+    last: bool,
+    collection: str = "reservations",
 ) -> tuple[str, bytes]:
     received_at = str(EPOCH + np.timedelta64(last_second, "s") + np.timedelta64(250_000, "us"))
     envelope = {
         "kind": "polling",
         "source": "hostpms",
         "property_id": property_id,
-        "collection": "reservations",
+        "collection": collection,
         "received_at": f"{received_at}Z",
         "request": {"updated_since": "2026-01-01T00:00:00Z", "limit": len(records)},
         "next_cursor": None if last else f"c{page + 1}",
         "data": records,
     }
     return (
-        f"hostpms/{property_id}/polling/{received_at.replace(':', '-')}Z-{page:06d}.json",
+        f"hostpms/{property_id}/polling/{received_at.replace(':', '-')}Z-{page:06d}_{collection}.json",
         orjson.dumps(envelope),
     )
 
@@ -212,8 +349,10 @@ def generate_landed_pages(
     seed: int = 7,
     updated_fraction: float | None = None,
     bad_fraction: float = 0.0,
+    collection: str = "reservations",
 ) -> Iterator[tuple[str, bytes]]:
-    """Yield ``(location, body)`` landed polling pages holding ``n_records`` records in all.
+    """Yield ``(location, body)`` landed polling pages holding ``n_records`` records in all
+    (of ``collection``; malformed ones only for reservations).
 
     ``updated_fraction``: share of records that are a newer state of a reservation
     already generated (same id, later ``updated_at``, other values).
@@ -235,12 +374,11 @@ def generate_landed_pages(
             else fresh
         )
         earlier.extend(fresh)
-        records = _page_records(rng, property_id, numbers, start)
+        records = RECORDS[collection](rng, property_id, numbers, start)
         for index in np.flatnonzero(rng.random(count) < bad_fraction).tolist():
             _break_record(rng, records[index])
-        yield _as_landed_page(
-            property_id, page, start + count, records, last=start + count >= n_records
-        )
+        last = start + count >= n_records
+        yield _as_landed_page(property_id, page, start + count, records, last, collection)
 
 
 def generate_newer_versions(
@@ -265,16 +403,30 @@ def generate_newer_versions(
     page_number = 1_000_000  # numbers of their own, so locations never clash with earlier pages
     for property_id, records in newer.items():
         statuses = VOCABULARY[property_id.split("-", 1)[0]]["status"]
+        collection = _collection_of(records[0]) if records else "reservations"
         for start in range(0, len(records), records_per_page):
             page_records = records[start : start + records_per_page]
             for record in page_records:
                 second += 1
-                record["status"] = statuses[(statuses.index(record["status"]) + 1) % len(statuses)]
-                record["pricing"]["total"] = round(record["pricing"]["total"] + 10.5, 2)
+                if collection == "reservations":
+                    position = statuses.index(record["status"]) + 1
+                    record["status"] = statuses[position % len(statuses)]
+                    record["pricing"]["total"] = round(record["pricing"]["total"] + 10.5, 2)
+                else:
+                    field = _CHANGES[collection]
+                    record[field] = not record[field] if field == "marketing_consent" else "x"
                 record["updated_at"] = f"{EPOCH + np.timedelta64(second, 's')}Z"
             page_number += 1
             last = start + records_per_page >= len(records)
-            yield _as_landed_page(property_id, page_number, second, page_records, last=last)
+            yield _as_landed_page(property_id, page_number, second, page_records, last, collection)
+
+
+def _collection_of(record: dict) -> str:
+    # A payment names its reservation too: its own id decides.
+    ids = {"payment_id": "payments", "guest_id": "guests", "room_id": "rooms"}
+    return next(
+        (collection for field, collection in ids.items() if field in record), "reservations"
+    )
 
 
 if __name__ == "__main__":
