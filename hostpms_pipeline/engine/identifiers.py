@@ -11,7 +11,6 @@ from functools import lru_cache
 
 import phonenumbers
 import pyarrow as pa
-import pyarrow.compute as pc
 from stdnum.es import dni as es_dni
 from stdnum.es import nie as es_nie
 from stdnum.es import nif as es_nif
@@ -44,29 +43,28 @@ def _property_countries(hotel_ids: pa.Array | pa.ChunkedArray) -> list[str]:
     return [property_country(h) if h else "" for h in hotel_ids.to_pylist()]
 
 
+def _phone_results(
+    texts: pa.Array | pa.ChunkedArray, hotel_ids: pa.Array | pa.ChunkedArray
+) -> list[tuple[str, bool] | None]:
+    regions = _property_countries(hotel_ids)
+    return [
+        None if text is None else _phone(text, region)
+        for text, region in zip(texts.to_pylist(), regions, strict=True)
+    ]
+
+
 def phones(texts: pa.Array | pa.ChunkedArray, hotel_ids: pa.Array | pa.ChunkedArray) -> pa.Array:
     """Each phone in E.164, the property's country the default region; as received if invalid."""
-    regions = _property_countries(hotel_ids)
-    return pa.array(
-        [
-            None if text is None else _phone(text, region)[0]
-            for text, region in zip(texts.to_pylist(), regions, strict=True)
-        ],
-        pa.string(),
-    )
+    results = _phone_results(texts, hotel_ids)
+    return pa.array([None if r is None else r[0] for r in results], pa.string())
 
 
 def phones_valid(
     texts: pa.Array | pa.ChunkedArray, hotel_ids: pa.Array | pa.ChunkedArray
 ) -> pa.Array:
-    regions = _property_countries(hotel_ids)
-    return pa.array(
-        [
-            None if text is None else _phone(text, region)[1]
-            for text, region in zip(texts.to_pylist(), regions, strict=True)
-        ],
-        pa.bool_(),
-    )
+    """Whether each phone is a valid number (the E.164 form of a valid one parses the same)."""
+    results = _phone_results(texts, hotel_ids)
+    return pa.array([None if r is None else r[1] for r in results], pa.bool_())
 
 
 def _issuing_countries(
@@ -116,7 +114,3 @@ def documents_valid(
         ],
         pa.bool_(),
     )
-
-
-def invalid_count(flags: pa.Array | pa.ChunkedArray) -> int:
-    return pc.sum(pc.invert(flags), min_count=0).as_py() or 0
