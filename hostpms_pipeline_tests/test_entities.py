@@ -30,7 +30,6 @@ from hostpms_pipeline.entities.spec import (
     NotNegativeCheck,
     Parsed,
     Raw,
-    RawField,
     Reject,
     Text,
     mapped,
@@ -342,12 +341,6 @@ RATE_PLANS = EntitySpec(
     table="rate_plans",
     row="rate_plan",
     id_namespace=uuid.UUID("11111111-2222-5333-8444-555555555555"),
-    fields=(
-        RawField("name"),
-        RawField("base_price", "number"),
-        RawField("valid_from"),
-        RawField("refund"),
-    ),
     columns=(
         Column("name", pa.string(), Text("name"), required=True),
         Column("base_price", MONEY, Parsed("base_price", "money")),

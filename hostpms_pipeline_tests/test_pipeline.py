@@ -177,12 +177,23 @@ def test_a_failed_parquet_export_is_caught_up_by_the_next_one(resources, instanc
     failing = {**resources, "processed_store": ObjectStoreResource(url=str(blocked))}
     result = run(failing, instance, live_partition_key("PT-LIS-001"))
     assert not result.success  # PostgreSQL committed, Parquet could not be written
-    with resources["postgres"].connect() as conn:
-        exported = pipeline.export_parquet(conn, RESERVATIONS, resources["processed_store"].url)
-        in_postgres = entity_store.stored_keys(conn, RESERVATIONS)
-    assert exported.partitions > 0 and exported.rows == in_postgres.num_rows
-    parquet = parquet_store.read_rows(resources["processed_store"].url, RESERVATIONS)
-    assert pipeline.key_set(parquet) == pipeline.key_set(in_postgres)
+    # In the UI: materialize the Parquet datasets alone; each catches up from the outbox.
+    datasets = [entity_keys(spec).parquet for spec in ENTITIES]
+    caught_up = materialize(
+        connector_graph(),
+        selection=datasets,
+        resources=resources,
+        instance=instance,
+        partition_key=str(live_partition_key("PT-LIS-001")),
+    )
+    assert caught_up.success
+    for spec in ENTITIES:
+        with resources["postgres"].connect() as conn:
+            in_postgres = entity_store.stored_keys(conn, spec)
+        exported = materialization_metadata(caught_up, entity_keys(spec).parquet)
+        assert exported["rows_written"].value == in_postgres.num_rows > 0
+        parquet = parquet_store.read_rows(resources["processed_store"].url, spec)
+        assert pipeline.key_set(parquet) == pipeline.key_set(in_postgres)
 
 
 def test_the_export_rewrites_in_bounded_groups_and_still_equals_postgres(resources, instance):

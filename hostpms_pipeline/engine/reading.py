@@ -36,15 +36,11 @@ Sections = dict[str | None, tuple[RawField, ...]]
 
 @cache
 def read_fields(spec: EntitySpec) -> Sections:
-    """The fields read for ``spec``, by section (None: top level): its own, plus the id,
-    the property and ``updated_at`` that every entity's key and version need."""
-    common = (RawField(spec.id_field), RawField("property_id"), RawField("updated_at"))
+    """The fields read for ``spec`` (``EntitySpec.raw_fields``), by section (None: top level)."""
     sections: dict[str | None, list[RawField]] = {None: []}
-    for raw in (*common, *spec.fields):
+    for raw in spec.raw_fields:
         section, _, _ = raw.path.rpartition(".")
-        names = sections.setdefault(section or None, [])
-        if raw not in names:
-            names.append(raw)
+        sections.setdefault(section or None, []).append(raw)
     return {section: tuple(fields) for section, fields in sections.items()}
 
 

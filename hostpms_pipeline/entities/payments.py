@@ -22,7 +22,6 @@ from hostpms_pipeline.entities.spec import (
     NotNegativeCheck,
     Parsed,
     Raw,
-    RawField,
     Reference,
     Reject,
     Text,
@@ -36,14 +35,6 @@ PAYMENTS = EntitySpec(
     table="payments",
     row="payment",
     id_namespace=uuid.UUID("9a1c4e7f-2d3b-5c68-b0e5-4f8a6d2c1e97"),
-    fields=(
-        RawField("reservation_id"),
-        RawField("amount", "number"),
-        RawField("currency"),
-        RawField("method"),
-        RawField("status"),
-        RawField("paid_at"),
-    ),
     columns=(
         Column("reservation_id", pa.string(), Text("reservation_id")),
         Column("amount", MONEY, Parsed("amount", "money"), required=True),

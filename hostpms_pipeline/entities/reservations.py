@@ -32,7 +32,6 @@ from hostpms_pipeline.entities.spec import (
     OrderCheck,
     Parsed,
     Raw,
-    RawField,
     Reject,
     Text,
     Unparsed,
@@ -45,25 +44,6 @@ RESERVATIONS = EntitySpec(
     table="bookings",
     row="booking",
     id_namespace=uuid.UUID("6f1c3a52-8d0e-5b7a-9c41-2e5d7b9f0a13"),
-    fields=(
-        RawField("status"),
-        RawField("channel"),
-        RawField("payment_method"),
-        RawField("guest.name"),
-        RawField("guest.email"),
-        RawField("guest.phone"),
-        RawField("room.type"),
-        RawField("room.number"),
-        RawField("dates.check_in"),
-        RawField("dates.check_out"),
-        RawField("dates.created_at"),
-        RawField("pricing.total", "number"),
-        RawField("pricing.currency"),
-        RawField("pricing.rate_plan"),
-        RawField("pricing.iva", "number"),
-        RawField("pricing.taxa_turistica", "number"),  # Portugal
-        RawField("pricing.tasa_turistica", "number"),  # Spain
-    ),
     columns=(
         Column("guest_name", pa.string(), Text("guest.name"), personal=True),
         Column("guest_email", pa.string(), Text("guest.email"), personal=True),

@@ -9,7 +9,6 @@ from hostpms_pipeline.entities.spec import (
     Column,
     EntitySpec,
     Parsed,
-    RawField,
     Reject,
     Text,
     Unparsed,
@@ -25,13 +24,6 @@ ROOMS = EntitySpec(
     table="rooms",
     row="room",
     id_namespace=uuid.UUID("3d5f7a9c-1b2e-5f40-8a6c-9e0d2b4f6a83"),
-    fields=(
-        RawField("number"),
-        RawField("type"),
-        RawField("floor", "integer"),
-        RawField("max_occupancy", "integer"),
-        RawField("status"),
-    ),
     columns=(
         Column("number", pa.string(), Text("number"), dictionary=True),
         *mapped("type", "type", "room_type"),

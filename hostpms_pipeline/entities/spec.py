@@ -1,8 +1,8 @@
 """The vocabulary an entity is declared in: what differs between HostPMS collections, as data.
 
-An :class:`EntitySpec` says which collection a record comes from, which fields
-are read and how each column is made from them, which records are rejected and
-why, which columns hold personal data, how its Parquet dataset is partitioned and
+An :class:`EntitySpec` says which collection a record comes from, how each
+column is made from the record's fields (which are read follows from that),
+which records are rejected and why, which columns hold personal data, how its Parquet dataset is partitioned and
 which checks guard it. The engine (``hostpms_pipeline.engine``) evaluates these
 declarations column-wise and names no entity; adding an entity is a new spec.
 
@@ -268,6 +268,33 @@ class Reference:
     collection: str
 
 
+_JSON_OF_KIND: dict[ParseKind, JsonType] = {
+    "money": "number",
+    "integer": "integer",
+    "boolean": "boolean",
+    "timestamp": "string",
+    "date": "string",
+}
+
+
+def _fields_of_value(value: Value) -> list[RawField]:
+    match value:
+        case Parsed(path, kind):
+            paths = (path,) if isinstance(path, str) else path
+            return [RawField(p, _JSON_OF_KIND[kind]) for p in paths]
+        case Text(path) | Mapped(path) | Phone(path):
+            return [RawField(path)]
+    return []  # DaysBetween and Valid read other columns
+
+
+def _fields_of_condition(condition: Condition) -> list[RawField]:
+    ref = getattr(condition, "ref", None)
+    paths = [ref.path] if isinstance(ref, Raw) else []
+    if isinstance(condition, Unparsed):
+        paths.append(condition.path)
+    return [RawField(path) for path in paths]
+
+
 # --- The entity ------------------------------------------------------------------------
 
 
@@ -278,7 +305,6 @@ class EntitySpec:
     table: str  # PostgreSQL table, Parquet dataset and the assets' names
     row: str  # one row, in words ("booking")
     id_namespace: uuid.UUID  # of the uuid5 ids; fixed forever, or every id changes
-    fields: tuple[RawField, ...]
     columns: tuple[Column, ...]
     rejects: tuple[Reject, ...] = ()
     partition_column: str = "source_updated_at"  # Parquet partitions: this column's UTC date
@@ -288,6 +314,22 @@ class EntitySpec:
     events: tuple[str, ...] = ()  # webhook events that carry this entity
     preview: tuple[str, ...] = ()  # columns shown in the UI (never personal data)
     description: str = ""
+    fields: tuple[RawField, ...] = ()  # fields read beyond those the columns and rejects name
+
+    @property
+    def raw_fields(self) -> tuple[RawField, ...]:
+        """Every field a record is read for: the key's, and each one a column or a reject
+        rule names, typed as a well-formed page carries it."""
+        named = [RawField(self.id_field), RawField("property_id"), RawField("updated_at")]
+        for column in self.columns:
+            named += _fields_of_value(column.value)
+        for reject in self.rejects:
+            named += _fields_of_condition(reject.when)
+        typed: dict[str, RawField] = {}
+        for raw in (*named, *self.fields):
+            if raw.path not in typed or typed[raw.path].json == "string":
+                typed[raw.path] = raw
+        return tuple(typed.values())
 
     @property
     def personal_columns(self) -> tuple[str, ...]:
