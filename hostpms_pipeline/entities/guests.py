@@ -22,10 +22,11 @@ from hostpms_pipeline.entities.spec import (
     ValidIdentifiersCheck,
     mapped,
 )
+from hostpms_pipeline.hostpms import contract
 
 GUESTS = EntitySpec(
     collection="guests",
-    id_field="guest_id",
+    id_field=contract.RECORD_ID_FIELD["guests"],
     table="guests",
     row="guest",
     id_namespace=uuid.UUID("0b8e6f1d-5a2c-5e47-8d13-7c9a4f2e6b51"),
@@ -70,7 +71,7 @@ GUESTS = EntitySpec(
         ),
     ),
     guest_key="external_id",
-    events=("guest.created",),
+    events=contract.events_of("guests"),
     preview=(
         "external_id",
         "hotel_id",

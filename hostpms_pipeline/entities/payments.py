@@ -28,10 +28,11 @@ from hostpms_pipeline.entities.spec import (
     Unparsed,
     mapped,
 )
+from hostpms_pipeline.hostpms import contract
 
 PAYMENTS = EntitySpec(
     collection="payments",
-    id_field="payment_id",
+    id_field=contract.RECORD_ID_FIELD["payments"],
     table="payments",
     row="payment",
     id_namespace=uuid.UUID("9a1c4e7f-2d3b-5c68-b0e5-4f8a6d2c1e97"),
@@ -72,7 +73,7 @@ PAYMENTS = EntitySpec(
         ),
     ),
     references=(Reference("reservation_id", "reservations"),),
-    events=("payment.received",),
+    events=contract.events_of("payments"),
     preview=(
         "external_id",
         "hotel_id",

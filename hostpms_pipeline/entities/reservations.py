@@ -37,10 +37,11 @@ from hostpms_pipeline.entities.spec import (
     Unparsed,
     mapped,
 )
+from hostpms_pipeline.hostpms import contract
 
 RESERVATIONS = EntitySpec(
     collection="reservations",
-    id_field="reservation_id",
+    id_field=contract.RECORD_ID_FIELD["reservations"],
     table="bookings",
     row="booking",
     id_namespace=uuid.UUID("6f1c3a52-8d0e-5b7a-9c41-2e5d7b9f0a13"),
@@ -166,14 +167,7 @@ RESERVATIONS = EntitySpec(
         ),
     ),
     guest_key="guest_email",
-    events=(
-        "reservation.created",
-        "reservation.updated",
-        "reservation.cancelled",
-        "reservation.check_in",
-        "reservation.check_out",
-        "reservation.no_show",
-    ),
+    events=contract.events_of("reservations"),
     preview=(
         "external_id",
         "hotel_id",

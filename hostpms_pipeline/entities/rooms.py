@@ -15,12 +15,13 @@ from hostpms_pipeline.entities.spec import (
     WithinCheck,
     mapped,
 )
+from hostpms_pipeline.hostpms import contract
 
 ROOM_STATUSES = ("clean", "dirty", "occupied", "inspecting", "out_of_service")
 
 ROOMS = EntitySpec(
     collection="rooms",
-    id_field="room_id",
+    id_field=contract.RECORD_ID_FIELD["rooms"],
     table="rooms",
     row="room",
     id_namespace=uuid.UUID("3d5f7a9c-1b2e-5f40-8a6c-9e0d2b4f6a83"),
@@ -47,7 +48,7 @@ ROOMS = EntitySpec(
             blocking=True,
         ),
     ),
-    events=("room.status_changed",),
+    events=contract.events_of("rooms"),
     preview=("external_id", "hotel_id", "number", "type", "floor", "status", "version"),
     description="Rooms and their housekeeping status, the latest state of each.",
 )

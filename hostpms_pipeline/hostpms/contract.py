@@ -68,6 +68,12 @@ EVENT_COLLECTION: dict[str, Collection] = {
 }
 WEBHOOK_EVENTS = tuple(EVENT_COLLECTION)
 
+
+def events_of(collection: Collection) -> tuple[str, ...]:
+    """The webhook events whose ``data`` is a record of ``collection``."""
+    return tuple(event for event, of in EVENT_COLLECTION.items() if of == collection)
+
+
 # --- Secrets Manager names (PRD TR-3) ---------------------------------------
 OAUTH_SECRET_NAME = "hostpms/{property_id}/oauth-credentials"
 WEBHOOK_SECRET_NAME = "hostpms/{property_id}/webhook-secret"
