@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from dagster import DagsterInstance
 
+from hostpms_pipeline.cli import failures, signals  # hardening
 from hostpms_pipeline.defs.jobs import FULL_RESYNC_CONFIG
 from hostpms_pipeline.defs.keys import BOOKINGS, MAPPED_BOOKINGS, RAW_RESERVATIONS
 from hostpms_pipeline.defs.partitions import live_partition_key
@@ -34,12 +35,15 @@ def sync_properties(
     job = defs.resolve_job_def("hostpms_full_resync_job" if full_resync else "hostpms_sync_job")
     run_config = {**PROGRESS_RUN_CONFIG, **(FULL_RESYNC_CONFIG if full_resync else {})}
     instance = DagsterInstance.get()
+    signals.fail_orphaned_runs(instance)  # hardening: runs a killed CLI left STARTED
     outcomes = []
     for property_id in property_ids:
         echo(f"{property_id}: syncing...")
         outcome = _sync_until_drained(job, instance, property_id, run_config, echo)
         outcomes.append(outcome)
         echo(f"{property_id}: {outcome.summary}")
+        if signals.received():  # hardening: a stop signal ends the sync here
+            break
     return outcomes
 
 
@@ -54,16 +58,18 @@ def _sync_until_drained(
                 instance=instance,
                 raise_on_error=False,
                 run_config=run_config,
-                tags={PROPERTY_TAG: property_id},
+                tags={PROPERTY_TAG: property_id, **signals.run_tags()},  # hardening: run_tags
             )
         except Exception as error:  # noqa: BLE001 - reported per property, then the next one
-            # The type only: an error message may carry a URL with credentials.
-            return SyncOutcome(property_id, False, f"FAILED ({type(error).__name__})")
+            # One safe line (hardening): an error message may carry a URL with credentials.
+            return SyncOutcome(property_id, False, f"FAILED: {failures.exception_line(error)}")
         if not result.success:
-            return SyncOutcome(property_id, False, _failure(result))
+            return SyncOutcome(property_id, False, failures.run_failure_line(result))  # hardening
         left = _metadata(result, MAPPED_BOOKINGS).get("raw_files_left_pending", 0)
         if not left:
             return SyncOutcome(property_id, True, _summarise(result))
+        if signals.received():  # hardening: stopped between two runs of the same property
+            return SyncOutcome(property_id, False, f"INTERRUPTED; {left} raw file(s) left pending")
         echo(
             f"{property_id}: {_summarise(result)}; {left} raw file(s) still pending, running again"
         )
@@ -85,15 +91,6 @@ def _summarise(result) -> str:
         f"{mapped.get('rejected', 0)} rejected; PostgreSQL: {loaded.get('inserted', 0)} new, "
         f"{loaded.get('versions_bumped', 0)} updated"
     )
-
-
-def _failure(result) -> str:
-    failures = [event for event in result.all_events if event.is_step_failure]
-    if not failures:
-        checks = [e for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"]
-        return f"FAILED ({len(checks)} checks evaluated; see the Dagster UI)"
-    data = failures[0].step_failure_data
-    return f"FAILED in {failures[0].step_key}: {data.error.cls_name if data.error else 'error'}"
 
 
 def print_summary(echo: Echo) -> None:

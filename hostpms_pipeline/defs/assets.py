@@ -5,24 +5,17 @@ the benchmarks call too) that adds what a person sees in the UI.
 """
 
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import pyarrow as pa
 from dagster import (
     AssetExecutionContext,
     AssetIn,
-    Backoff,
     Config,
-    Failure,
     FreshnessPolicy,
-    Jitter,
     MaterializeResult,
     MetadataValue,
     Output,
-    RetryPolicy,
-    RetryRequested,
     asset,
 )
 from pydantic import Field
@@ -44,18 +37,16 @@ from hostpms_pipeline.defs.keys import (
 )
 from hostpms_pipeline.defs.partitions import property_month_partitions, sync_scope
 from hostpms_pipeline.defs.resources import HostPMSResource, ObjectStoreResource, PostgresResource
+from hostpms_pipeline.defs.step_errors import fail_or_retry, sync_retry_policy
 from hostpms_pipeline.engine import pipeline
 from hostpms_pipeline.engine.mapping import load_mapping_tables
-from hostpms_pipeline.hostpms.client import InvalidCredentials, ServiceUnavailable, UnknownProperty
-from hostpms_pipeline.hostpms.credentials import MissingSecret
 from hostpms_pipeline.ingest import polling, webhook_discovery
 from hostpms_pipeline.lake import parquet_delta
 from hostpms_pipeline.settings import get_settings
 
-# 503 and transient failures are retried by Dagster, later, from the checkpoint.
-SYNC_RETRY_POLICY = RetryPolicy(
-    max_retries=3, delay=60, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS
-)
+# 503 and transient failures are retried by Dagster, later, from the checkpoint, within
+# HOSTPMS_MAX_RETRY_WAIT_SECONDS in all; configuration errors fail at once (step_errors).
+SYNC_RETRY_POLICY = sync_retry_policy()
 # Batches hold guest data: they pass from step to step in memory and are never
 # pickled to the Dagster instance's storage (a sync job runs in one process).
 BATCH_IO_MANAGER = "batch_io_manager"
@@ -73,21 +64,6 @@ def _preview(table: pa.Table) -> MetadataValue:
     return MetadataValue.md(
         head.to_pandas().to_markdown(index=False) if head.num_rows else "_no rows_"
     )
-
-
-@contextmanager
-def _fail_as_the_error_table_says() -> Iterator[None]:
-    """Wrong credentials or an unknown property will not heal by waiting: fail at once.
-    A 503 stops the sync (its checkpoint unmoved) and retries when HostPMS says to."""
-    try:
-        yield
-    except (InvalidCredentials, UnknownProperty, MissingSecret) as error:
-        raise Failure(description=str(error), allow_retries=False) from None
-    except ServiceUnavailable as error:
-        raise RetryRequested(
-            max_retries=SYNC_RETRY_POLICY.max_retries,
-            seconds_to_wait=error.retry_after or SYNC_RETRY_POLICY.delay,
-        ) from error
 
 
 class RawReservationsConfig(Config):
@@ -119,19 +95,20 @@ def raw_reservations(
     def progress(page: polling.FetchedPage) -> None:
         context.log.info(f"{scope.property_id}: landed a page of {len(page.records)} reservations")
 
-    store = raw_store.open()
-    if config.full_resync and scope.is_live() and context.retry_number == 0:
-        polling.reset_for_full_resync(postgres.connect, scope.property_id)
-    with _fail_as_the_error_table_says(), hostpms.client(scope.property_id) as client:
-        if scope.is_live():
-            result = polling.sync_incremental(
-                client, store, postgres.connect, scope.property_id, progress=progress
-            )
-        else:
-            result = polling.sync_window(
-                client, store, postgres.connect, scope.property_id,
-                scope.window_start, scope.window_end, progress=progress,
-            )  # fmt: skip
+    with fail_or_retry(context, scope.property_id):  # hardening: one line, bounded retries
+        store = raw_store.open()
+        if config.full_resync and scope.is_live() and context.retry_number == 0:
+            polling.reset_for_full_resync(postgres.connect, scope.property_id)
+        with hostpms.client(scope.property_id) as client:
+            if scope.is_live():
+                result = polling.sync_incremental(
+                    client, store, postgres.connect, scope.property_id, progress=progress
+                )
+            else:
+                result = polling.sync_window(
+                    client, store, postgres.connect, scope.property_id,
+                    scope.window_start, scope.window_end, progress=progress,
+                )  # fmt: skip
     return MaterializeResult(
         metadata={
             "mode": "incremental" if scope.is_live() else "window",
@@ -161,13 +138,14 @@ def mapped_bookings(
 ):
     scope = sync_scope(context.partition_key)
     started = time.monotonic()
-    store = raw_store.open()
-    with postgres.connect() as conn:
-        webhook_discovery.catch_up(store, conn, scope.property_id)
-        raw = pipeline.read_pending(
-            store, conn, scope.property_id, get_settings().max_records_per_run
-        )
-    batch = pipeline.map_batch(raw, load_mapping_tables(get_settings().mapping_file))
+    with fail_or_retry(context, scope.property_id, retryable=False):  # hardening
+        store = raw_store.open()
+        with postgres.connect() as conn:
+            webhook_discovery.catch_up(store, conn, scope.property_id)
+            raw = pipeline.read_pending(
+                store, conn, scope.property_id, get_settings().max_records_per_run
+            )
+        batch = pipeline.map_batch(raw, load_mapping_tables(get_settings().mapping_file))
     if raw.left_pending:
         context.log.info(f"{raw.left_pending} raw file(s) left pending for the next run")
     yield Output(
@@ -230,7 +208,10 @@ def bookings(
     started = time.monotonic()
     delta = parquet_delta.hand_over(_run_step_key(context))  # for bookings_parquet
     try:
-        with postgres.connect() as conn:
+        with (
+            fail_or_retry(context, sync_scope(context.partition_key).property_id, retryable=False),
+            postgres.connect() as conn,
+        ):  # hardening: fail_or_retry
             result = pipeline.load_postgres(conn, deduplicated_bookings, delta)
     except BaseException:
         delta.close()
@@ -271,7 +252,10 @@ def bookings_parquet(
     started = time.monotonic()
     delta = parquet_delta.take_over(_run_step_key(context))  # the rows the bookings step wrote
     try:
-        with postgres.connect() as conn:
+        with (
+            fail_or_retry(context, sync_scope(context.partition_key).property_id, retryable=False),
+            postgres.connect() as conn,
+        ):  # hardening: fail_or_retry
             exported = pipeline.export_parquet(conn, processed_store.url, delta=delta)
     finally:
         if delta is not None:

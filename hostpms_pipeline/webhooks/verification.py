@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
+from hostpms_pipeline import property_ids as property_id_rule
 from hostpms_pipeline.hostpms import contract
 from hostpms_pipeline.webhooks.outcomes import Outcome, Refusal
 
@@ -27,7 +28,6 @@ MAX_TIMESTAMP_DIGITS = 20
 # landed envelope adds 2 around ``data``: deeper events could be verified but never landed.
 MAX_JSON_DEPTH = 128
 # Path and body values end up in storage keys and secret names: plain identifiers only.
-_PROPERTY_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 _EVENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_:-]{0,127}")
 
 
@@ -46,7 +46,7 @@ class VerifiedEvent:
 def check_path(property_id: str, event_type: str) -> None:
     if event_type not in contract.EVENT_COLLECTION:
         raise Refusal(Outcome.UNKNOWN_EVENT, "no such HostPMS webhook event")
-    if not _PROPERTY_ID.fullmatch(property_id):
+    if not property_id_rule.is_valid(property_id):
         raise Refusal(Outcome.UNKNOWN_PROPERTY, "no such property")
 
 

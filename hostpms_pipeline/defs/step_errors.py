@@ -1,0 +1,89 @@
+"""How an asset step fails: at once for a configuration error, after bounded retries otherwise.
+
+Every asset body runs inside :func:`fail_or_retry`. A configuration error becomes
+``Failure(allow_retries=False)`` whose description is the one line of
+:mod:`hostpms_pipeline.errors`; a transient one becomes ``RetryRequested`` after one
+WARNING line (what failed, which property, when the next try comes), as long as the
+run's waits stay within ``HOSTPMS_MAX_RETRY_WAIT_SECONDS``; then a ``Failure`` too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+
+from dagster import (
+    AssetExecutionContext,
+    Backoff,
+    Failure,
+    MetadataValue,
+    RetryPolicy,
+    RetryRequested,
+)
+
+from hostpms_pipeline import errors
+from hostpms_pipeline.settings import get_settings
+
+# Metadata of the Failure: the cause's line, for the CLI's summary and alerts.
+CAUSE_METADATA = "hostpms/cause"
+
+
+def sync_retry_policy() -> RetryPolicy:
+    """Dagster's policy for what escapes :func:`fail_or_retry`: the same bounded schedule."""
+    delays = errors.retry_delays(get_settings().max_retry_wait_seconds)
+    return RetryPolicy(
+        max_retries=len(delays),
+        delay=delays[0] if delays else None,
+        backoff=Backoff.EXPONENTIAL,
+    )
+
+
+def _classify(error: BaseException) -> errors.Problem:
+    settings = get_settings()
+    database_url = settings.database_url.get_secret_value() if settings.database_url else None
+    stores = {
+        settings.resolved_raw_url: ("the raw store", "HOSTPMS_RAW_URL"),
+        settings.resolved_processed_url: ("the processed store", "HOSTPMS_PROCESSED_URL"),
+    }
+    return errors.classify(
+        error, database_url=database_url, api_base_url=settings.api_base_url, stores=stores
+    )
+
+
+@contextmanager
+def fail_or_retry(
+    context: AssetExecutionContext, property_id: str, *, retryable: bool = True
+) -> Iterator[None]:
+    """Run an asset's body; turn what it raises into a one-line Failure or a logged retry."""
+    try:
+        yield
+    except (Failure, RetryRequested):
+        raise
+    except Exception as error:
+        problem = _classify(error)
+        budget = get_settings().max_retry_wait_seconds
+        decision = (
+            errors.next_retry(problem, context.retry_number, budget)
+            if retryable
+            else errors.RetryDecision(None, 0)
+        )
+        if decision.wait is None:
+            line = problem.message
+            if problem.transient and retryable and context.retry_number:
+                waited = sum(errors.retry_delays(budget)[: context.retry_number])
+                line += (
+                    f" (still failing after {context.retry_number} retries and {waited:.0f} s "
+                    "of waiting; HOSTPMS_MAX_RETRY_WAIT_SECONDS bounds the wait)"
+                )
+            raise Failure(
+                description=line,
+                metadata={CAUSE_METADATA: MetadataValue.text(line)},
+                allow_retries=False,
+            ) from error
+        next_try = datetime.now().astimezone() + timedelta(seconds=decision.wait)
+        context.log.warning(
+            f"{property_id}: {problem.message}; retry {context.retry_number + 1} of "
+            f"{decision.retries} at {next_try:%H:%M:%S} (in {decision.wait:.0f} s)"
+        )
+        raise RetryRequested(max_retries=decision.retries, seconds_to_wait=decision.wait) from error
