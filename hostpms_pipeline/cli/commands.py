@@ -106,9 +106,16 @@ def simulator(host: str, port: int) -> None:
 @click.option("--workers", type=int, help="Worker processes (default: $WEB_CONCURRENCY, else 1).")
 def serve_webhooks(host: str, port: int, workers: int | None) -> None:
     """Receive HostPMS webhooks at POST /webhooks/hostpms/{property_id}/{event}."""
+    from hostpms_pipeline.cli import signals
     from hostpms_pipeline.webhooks.server import serve
 
-    serve(host, port, workers)
+    # uvicorn shuts down gracefully on SIGTERM/SIGINT, then re-raises the signal to the
+    # handlers it found: ours, so the exit code says the receiver was stopped (128 + N).
+    with _stoppable():
+        serve(host, port, workers)
+    if signals.received():
+        click.echo(f"hostpms serve-webhooks: stopped by {signals.name()}", err=True)
+        sys.exit(signals.exit_code())
 
 
 @main.command()

@@ -12,6 +12,13 @@ _FRAMEWORK_PREFIXES = ("Dagster", "RetryRequested", "Failure")
 
 def run_failure_line(result) -> str:
     """``FAILED: <cause>; check <setting>`` for a failed ``execute_in_process`` result."""
+    from hostpms_pipeline.cli import signals
+
+    if signals.received():
+        return (
+            f"INTERRUPTED by {signals.name()} (checkpoints stay where the last landed page "
+            "left them)"
+        )
     failures = [event for event in result.all_events if event.is_step_failure]
     if not failures:
         checks = [e for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"]
@@ -26,10 +33,8 @@ def run_failure_line(result) -> str:
         names.append(error.cls_name or "")
         error = error.cause or error.context
     causes = [name for name in names if name and not name.startswith(_FRAMEWORK_PREFIXES)]
-    if any(name in ("KeyboardInterrupt",) for name in names) or any(
-        name == "DagsterExecutionInterruptedError" for name in names
-    ):
-        return "INTERRUPTED (stopped by a signal; checkpoints stay where the last landed page left them)"
+    if "KeyboardInterrupt" in names or "DagsterExecutionInterruptedError" in names:
+        return "INTERRUPTED (checkpoints stay where the last landed page left them)"
     step = event.step_key or "a step"
     return (
         f"FAILED in {step}: {causes[-1] if causes else 'unexpected error'} (rerun with --verbose)"

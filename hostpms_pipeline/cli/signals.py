@@ -2,23 +2,19 @@
 
 How a stop travels
 ------------------
-``hostpms sync`` runs Dagster in-process. During a run Dagster owns SIGINT: it notes
-the signal and raises ``DagsterExecutionInterruptedError`` at its next checkpoint,
-but it does not cut short a retry wait (a plain ``time.sleep``), and it does not
-handle SIGTERM at all. So:
+``hostpms sync`` runs Dagster in-process. During a run Dagster owns SIGINT and SIGTERM:
+it notes the signal and raises ``DagsterExecutionInterruptedError`` inside the step's
+code at once, or at its next checkpoint otherwise, but it does not cut short its own
+retry wait (a plain ``time.sleep`` of up to minutes). So:
 
-- SIGTERM (``timeout``, systemd, Kubernetes) gets a handler of ours that raises
-  ``KeyboardInterrupt`` in the main thread at once, wherever it is: inside a step,
-  Dagster fails the step and the run as interrupted; in a retry wait, the wait ends.
-- SIGINT, whoever handles it, is also written by Python to a wake-up pipe; a watcher
-  thread reading it re-sends SIGTERM, so Ctrl-C ends a retry wait just as quickly.
-- :func:`received` tells the CLI whether to stop before the next property (or the
-  next run of the same property) and which exit code to use (128 + the signal).
-
-A page that was landing when the signal came either landed (its checkpoint moved
-only if the write completed) or is fetched again next time: checkpoints move only
-after a page is durably landed, and a batch's PostgreSQL transaction commits whole
-or not at all.
+- outside a run, our handler for both signals raises ``KeyboardInterrupt`` at once;
+- every signal Python handles is also written to a wake-up pipe; a watcher thread
+  reading it records the stop signal and, if nobody has acted on it within
+  ``ESCALATE_AFTER_SECONDS`` (the run did not end), sends SIGUSR2, whose handler
+  (Dagster leaves it alone) raises ``KeyboardInterrupt`` in the main thread: the
+  retry wait ends and Dagster fails the run as interrupted;
+- :func:`received` tells the CLI to stop before the next property (or the next run
+  of the same property) and which exit code to use (128 + the signal).
 
 Runs a killed process left behind
 ---------------------------------
@@ -44,7 +40,9 @@ import psutil
 PID_TAG = "hostpms/cli_pid"
 HOST_TAG = "hostpms/cli_host"
 
-ESCALATE_AFTER_SECONDS = 2.0  # a SIGINT not acted on by then is made a SIGTERM
+ESCALATE_AFTER_SECONDS = 2.0  # a stop signal not acted on by then is raised in the main thread
+ESCALATION_SIGNAL = signal.SIGUSR2
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 _lock = threading.Lock()
 _state: dict[str, object] = {"signal": None, "raised": False, "acknowledged": False, "more": 0}
@@ -70,9 +68,9 @@ def name() -> str:
 
 
 def _on_signal(signo: int, frame: object) -> None:
-    """SIGTERM (and SIGINT outside Dagster's runs): raise KeyboardInterrupt once, at once."""
+    """SIGTERM or SIGINT outside Dagster's runs, or our escalation: KeyboardInterrupt, once."""
     with _lock:
-        if _state["signal"] is None:
+        if _state["signal"] is None and signo != ESCALATION_SIGNAL:
             _state["signal"] = signo
         if _state["raised"]:
             # Already stopping: a third signal ends the process without waiting.
@@ -81,7 +79,7 @@ def _on_signal(signo: int, frame: object) -> None:
                 os._exit(128 + int(_state["signal"]))  # type: ignore[call-overload]
             return
         _state["raised"] = True
-    raise KeyboardInterrupt(signal.Signals(signo).name)
+    raise KeyboardInterrupt(name())
 
 
 def install() -> Callable[[], None]:
@@ -90,6 +88,7 @@ def install() -> Callable[[], None]:
         return lambda: None
     previous_term = signal.signal(signal.SIGTERM, _on_signal)
     previous_int = signal.signal(signal.SIGINT, _on_signal)
+    previous_escalation = signal.signal(ESCALATION_SIGNAL, _on_signal)
     read_end, write_end = os.pipe()
     os.set_blocking(write_end, False)
     previous_fd = signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
@@ -102,24 +101,25 @@ def install() -> Callable[[], None]:
         signal.set_wakeup_fd(previous_fd)
         signal.signal(signal.SIGTERM, previous_term)
         signal.signal(signal.SIGINT, previous_int)
+        signal.signal(ESCALATION_SIGNAL, previous_escalation)
         os.close(write_end)  # ends the watcher's read
 
     return uninstall
 
 
 def _watch(read_end: int) -> None:
-    """A SIGINT that only Dagster noted (it waits for a checkpoint, and a retry wait is
-    none) is made a SIGTERM if nobody acted on it within ``ESCALATE_AFTER_SECONDS``."""
+    """Record a stop signal whoever handled it; raise it in the main thread if nobody acts."""
     try:
         while True:
             data = os.read(read_end, 64)
             if not data:
                 return
-            if signal.SIGINT not in data:
+            signo = next((s for s in STOP_SIGNALS if s in data), None)
+            if signo is None:
                 continue
             with _lock:
                 if _state["signal"] is None:
-                    _state["signal"] = signal.SIGINT
+                    _state["signal"] = int(signo)
                 _state["acknowledged"] = False
             deadline = time.monotonic() + ESCALATE_AFTER_SECONDS
             while time.monotonic() < deadline:
@@ -128,7 +128,7 @@ def _watch(read_end: int) -> None:
                         break
                 time.sleep(0.05)
             else:
-                os.kill(os.getpid(), signal.SIGTERM)  # _on_signal raises in the main thread
+                os.kill(os.getpid(), ESCALATION_SIGNAL)
     except OSError:
         return
     finally:
