@@ -58,6 +58,9 @@ class Settings(BaseSettings):
     # Longest a sync may spend waiting between retries of a transient failure, in all;
     # then it fails with one line naming what stayed unreachable. 0: never retry.
     max_retry_wait_seconds: float = Field(default=600.0, ge=0.0, le=24 * 3600)
+    # How long a Dagster run waits for another sync of the same property to finish
+    # polling before it fails (`hostpms sync` skips such a property at once).
+    property_lock_wait_seconds: float = Field(default=600.0, ge=0.0, le=24 * 3600)
     # First month a backfill can reach (HostPMS history to onboard).
     history_start: str = "2024-01-01"
 

@@ -12,6 +12,8 @@ from hostpms_pipeline.defs.jobs import FULL_RESYNC_CONFIG
 from hostpms_pipeline.defs.keys import BOOKINGS, MAPPED_BOOKINGS, RAW_RESERVATIONS
 from hostpms_pipeline.defs.partitions import live_partition_key
 from hostpms_pipeline.defs.schedules import PROPERTY_TAG
+from hostpms_pipeline.settings import get_settings
+from hostpms_pipeline.warehouse import property_lock  # hardening
 
 Echo = Callable[[str], None]
 # INFO shows the assets' own progress lines (a line per landed page); Dagster's
@@ -37,9 +39,17 @@ def sync_properties(
     instance = DagsterInstance.get()
     signals.fail_orphaned_runs(instance)  # hardening: runs a killed CLI left STARTED
     outcomes = []
+    connect = property_lock.connect_from_settings(get_settings())  # hardening: lock
     for property_id in property_ids:
         echo(f"{property_id}: syncing...")
-        outcome = _sync_until_drained(job, instance, property_id, run_config, echo)
+        with property_lock.claim_for_cli(connect, property_id) as ours:  # hardening: lock
+            outcome = (
+                _sync_until_drained(job, instance, property_id, run_config, echo)
+                if ours
+                else SyncOutcome(
+                    property_id, True, f"SKIPPED: {property_lock.busy_line(property_id)}"
+                )
+            )
         outcomes.append(outcome)
         echo(f"{property_id}: {outcome.summary}")
         if signals.received():  # hardening: a stop signal ends the sync here

@@ -37,7 +37,11 @@ from hostpms_pipeline.defs.keys import (
 )
 from hostpms_pipeline.defs.partitions import property_month_partitions, sync_scope
 from hostpms_pipeline.defs.resources import HostPMSResource, ObjectStoreResource, PostgresResource
-from hostpms_pipeline.defs.step_errors import fail_or_retry, sync_retry_policy
+from hostpms_pipeline.defs.step_errors import (
+    fail_or_retry,
+    one_sync_per_property,
+    sync_retry_policy,
+)
 from hostpms_pipeline.engine import pipeline
 from hostpms_pipeline.engine.mapping import load_mapping_tables
 from hostpms_pipeline.ingest import polling, webhook_discovery
@@ -97,9 +101,10 @@ def raw_reservations(
 
     with fail_or_retry(context, scope.property_id):  # hardening: one line, bounded retries
         store = raw_store.open()
-        if config.full_resync and scope.is_live() and context.retry_number == 0:
-            polling.reset_for_full_resync(postgres.connect, scope.property_id)
-        with hostpms.client(scope.property_id) as client:
+        lock = one_sync_per_property(postgres.connect, scope.property_id)  # hardening: lock
+        with lock, hostpms.client(scope.property_id) as client:
+            if config.full_resync and scope.is_live() and context.retry_number == 0:
+                polling.reset_for_full_resync(postgres.connect, scope.property_id)
             if scope.is_live():
                 result = polling.sync_incremental(
                     client, store, postgres.connect, scope.property_id, progress=progress

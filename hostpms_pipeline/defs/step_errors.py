@@ -24,6 +24,7 @@ from dagster import (
 
 from hostpms_pipeline import errors
 from hostpms_pipeline.settings import get_settings
+from hostpms_pipeline.warehouse import property_lock
 
 # Metadata of the Failure: the cause's line, for the CLI's summary and alerts.
 CAUSE_METADATA = "hostpms/cause"
@@ -87,3 +88,19 @@ def fail_or_retry(
             f"{decision.retries} at {next_try:%H:%M:%S} (in {decision.wait:.0f} s)"
         )
         raise RetryRequested(max_retries=decision.retries, seconds_to_wait=decision.wait) from error
+
+
+@contextmanager
+def one_sync_per_property(connect: property_lock.Connect, property_id: str) -> Iterator[None]:
+    """Poll only while holding the property's lock; else fail in one line after the wait."""
+    wait = get_settings().property_lock_wait_seconds
+    with property_lock.hold(connect, property_id, wait_seconds=wait) as held:
+        if not held:
+            raise Failure(
+                description=(
+                    f"{property_lock.busy_line(property_id)} (waited {wait:.0f} s; "
+                    "HOSTPMS_PROPERTY_LOCK_WAIT_SECONDS)"
+                ),
+                allow_retries=False,
+            )
+        yield
