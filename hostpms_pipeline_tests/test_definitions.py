@@ -43,7 +43,12 @@ def test_bad_data_checks_block_postgres_and_warnings_do_not():
     assert set(BLOCKING_RULES) | {"every_raw_record_accounted_for"} <= blocking
     assert not blocking & set(WARNING_RULES)
     registered = {key.name for key in defs.resolve_asset_graph().asset_check_keys}
-    others = {"postgres_matches_parquet", "every_property_synced_recently", WEBHOOK_LAG_SPEC.name}
+    others = {
+        "postgres_matches_parquet",
+        "every_property_synced_recently",
+        WEBHOOK_LAG_SPEC.name,
+        "raw_files_intact",
+    }
     assert set(specs) | others == registered
 
 

@@ -151,6 +151,23 @@ def resync(property_id: str) -> None:
     _exit_for(outcomes, "resync")
 
 
+@main.command()
+@click.argument("property_id", callback=_check_property_ids)
+def refetch(property_id: str) -> None:
+    """Fetch again the window of every raw file of PROPERTY_ID set aside as damaged, then load it."""
+    from hostpms_pipeline.cli.refetch import refetch as refetch_windows
+    from hostpms_pipeline.cli.runner import sync_properties
+
+    get_settings()
+    _dagster_home()
+    with _stoppable():
+        complete = refetch_windows(property_id, echo=click.echo)
+        outcomes = sync_properties([property_id], echo=click.echo)
+    _exit_for(outcomes, "refetch")
+    if not complete:
+        sys.exit(EXIT_FAILED)
+
+
 class _stoppable:
     """SIGTERM/SIGINT handlers for the duration of a sync (see ``cli/signals.py``)."""
 

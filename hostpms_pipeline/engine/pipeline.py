@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 from hostpms_pipeline.engine import quality, transform
 from hostpms_pipeline.engine.booking_schema import BOOKING_KEY, DayPartition
 from hostpms_pipeline.engine.mapping import MappingTables
-from hostpms_pipeline.lake import parquet_store
+from hostpms_pipeline.lake import parquet_store, raw_integrity
 from hostpms_pipeline.lake.parquet_delta import ParquetDelta
 from hostpms_pipeline.lake.storage import ObjectStore
 from hostpms_pipeline.warehouse import booking_store, checkpoints
@@ -77,7 +77,9 @@ def read_pending(
     locations, left = checkpoints.pending_within_budget(
         conn, max_records, property_id=property_id, collection="reservations"
     )
-    batch = read_files(store, locations)
+    # hardening: damaged files are set aside (quarantined) instead of failing the batch
+    locations, bodies = raw_integrity.read_intact(store, conn, locations)
+    batch = RawBatch(locations, transform.read_landed(zip(locations, bodies, strict=True)))
     batch.left_pending = left
     return batch
 

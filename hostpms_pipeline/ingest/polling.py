@@ -20,6 +20,7 @@ import psycopg
 from hostpms_pipeline.engine.booking_schema import SOURCE
 from hostpms_pipeline.hostpms import contract
 from hostpms_pipeline.hostpms.client import FetchedPage, HostPMSClient
+from hostpms_pipeline.lake import raw_integrity
 from hostpms_pipeline.lake.storage import ObjectStore
 from hostpms_pipeline.warehouse import checkpoints
 
@@ -91,6 +92,7 @@ def _record_landed(conn: psycopg.Connection, page: FetchedPage, location: str | 
         record_count=len(page.records),
         landed_at=page.received_at,
     )
+    raw_integrity.record_landed(conn, location, serialize_page(page), page.records)  # hardening
 
 
 def sync_incremental(
