@@ -78,8 +78,8 @@ def read_pending(
         conn, max_records, property_id=property_id, collection="reservations"
     )
     # hardening: damaged files are set aside (quarantined) instead of failing the batch
-    locations, bodies = raw_integrity.read_intact(store, conn, locations)
-    batch = RawBatch(locations, transform.read_landed(zip(locations, bodies, strict=True)))
+    locations, records = raw_integrity.read_checked(store, conn, locations, transform.read_landed)
+    batch = RawBatch(locations, records)
     batch.left_pending = left
     return batch
 

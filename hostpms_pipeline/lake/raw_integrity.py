@@ -3,7 +3,8 @@
 When a polling page lands, its size and SHA-256 go to the ledger (``raw_file_digests``)
 with the ``updated_at`` span of its records. When pending files are read, each one is
 checked: a file that is missing, whose size or digest differs from what landed, or
-(without a digest) that is not a HostPMS page is **quarantined**: recorded in
+(without a digest, and only if reading the batch fails) that cannot be read on its own
+is **quarantined**: recorded in
 ``raw_quarantine`` with its location and reason, and marked processed so the files
 after it go on. The ``raw_files_intact`` check reports open entries, and
 ``hostpms refetch PROPERTY_ID`` fetches each entry's window again.
@@ -13,10 +14,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 import orjson
 import psycopg
@@ -24,6 +26,7 @@ import psycopg
 from hostpms_pipeline.lake.storage import ObjectNotFoundError, ObjectStore
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 READ_THREADS = 8  # object-store reads are I/O bound (S3 round trips)
 # The window fetched again ends just after the page's newest record (the API's end is exclusive).
@@ -55,13 +58,21 @@ def record_landed(conn: psycopg.Connection, location: str, body: bytes, records:
     )
 
 
-def read_intact(
-    store: ObjectStore, conn: psycopg.Connection, locations: list[str]
-) -> tuple[list[str], list[bytes]]:
-    """The files at ``locations`` that read back intact, with their bodies; every other one
-    is quarantined (committed at once) and logged with its location and reason."""
+def read_checked(
+    store: ObjectStore,
+    conn: psycopg.Connection,
+    locations: list[str],
+    parse: Callable[[Iterable[tuple[str, bytes]]], T],
+) -> tuple[list[str], T]:
+    """``parse`` (the transform's reader) over the files at ``locations`` that are intact,
+    and their locations; every other file is quarantined (committed at once) and logged.
+
+    Files with a digest are checked against it before parsing. Files without one cost
+    nothing more unless ``parse`` fails: then each is parsed on its own, the ones that
+    fail are set aside, and the rest is parsed again.
+    """
     if not locations:
-        return [], []
+        return [], parse([])
     expected = {
         location: (size, sha256, start, end)
         for location, size, sha256, start, end in conn.execute(
@@ -72,18 +83,46 @@ def read_intact(
     }
     with ThreadPoolExecutor(READ_THREADS) as pool:
         bodies = list(pool.map(_reader(store), locations))
-    intact: tuple[list[str], list[bytes]] = ([], [])
+    files: list[tuple[str, bytes]] = []
     damaged: list[tuple[str, str]] = []
     for location, body in zip(locations, bodies, strict=True):
         reason = _damage(body, expected.get(location))
         if reason is None:
-            intact[0].append(location)
-            intact[1].append(body)  # type: ignore[arg-type]
+            files.append((location, body))  # type: ignore[arg-type]
         else:
             damaged.append((location, reason))
+    try:
+        parsed = parse(files)
+    except Exception:
+        unreadable = [
+            (location, reason)
+            for location, body in files
+            if (reason := _unparseable(location, body, parse)) is not None
+        ]
+        if not unreadable:
+            raise  # no one file is to blame: the failure is not the files'
+        damaged += unreadable
+        bad = {location for location, _ in unreadable}
+        files = [(location, body) for location, body in files if location not in bad]
+        parsed = parse(files)
     if damaged:
         quarantine(conn, damaged, expected)
-    return intact
+    return [location for location, _ in files], parsed
+
+
+def _unparseable(location: str, body: bytes, parse: Callable) -> str | None:
+    """Why this one file cannot be read on its own; None if it can."""
+    try:
+        page = orjson.loads(body)
+    except orjson.JSONDecodeError as error:
+        return f"not JSON ({str(error).split(':')[0]})"
+    if not isinstance(page, dict) or not isinstance(page.get("data"), list):
+        return "not a HostPMS page (no data list)"
+    try:
+        parse([(location, body)])
+    except Exception as error:  # noqa: BLE001 - the reason is named, the file set aside
+        return f"cannot be read ({type(error).__name__})"
+    return None
 
 
 def _reader(store: ObjectStore) -> Callable[[str], bytes | None]:
@@ -97,7 +136,7 @@ def _reader(store: ObjectStore) -> Callable[[str], bytes | None]:
 
 
 def _damage(body: bytes | None, expected: tuple | None) -> str | None:
-    """Why the file cannot be read as landed; None when it can."""
+    """Why the file is not as it landed; None when it is (or nothing is known of it)."""
     if body is None:
         return "missing from the raw store"
     if expected is not None:
@@ -106,13 +145,6 @@ def _damage(body: bytes | None, expected: tuple | None) -> str | None:
             return f"size {len(body)} bytes, {size} when landed"
         if digest(body) != sha256:
             return "content differs from what landed (SHA-256)"
-        return None
-    try:
-        page = orjson.loads(body)
-    except orjson.JSONDecodeError as error:
-        return f"not JSON ({str(error).split(':')[0]})"
-    if not isinstance(page, dict) or not isinstance(page.get("data"), list):
-        return "not a HostPMS page (no data list)"
     return None
 
 
