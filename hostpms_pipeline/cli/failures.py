@@ -48,4 +48,6 @@ def exception_line(error: BaseException) -> str:
         database_url=os.getenv("HOSTPMS_DATABASE_URL"),
         api_base_url=os.getenv("HOSTPMS_API_BASE_URL"),
     )
+    if problem.message.startswith("unexpected error"):
+        return f"{problem.message}; rerun with --verbose for the traceback"
     return problem.message
