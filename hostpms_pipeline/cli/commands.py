@@ -11,8 +11,8 @@ from pathlib import Path
 
 import click
 
+from hostpms_pipeline import VERBOSE_ENV
 from hostpms_pipeline import property_ids as property_id_rule
-from hostpms_pipeline.defs.console_logger import VERBOSE_ENV
 from hostpms_pipeline.settings import get_settings
 
 # Exit codes: 1 a property failed, 2 a configuration error (as click's usage errors),

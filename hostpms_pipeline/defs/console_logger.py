@@ -16,7 +16,8 @@ import sys
 from dagster import Field, InitLoggerContext, logger
 from dagster._utils.log import create_console_logger
 
-VERBOSE_ENV = "HOSTPMS_VERBOSE"
+from hostpms_pipeline import VERBOSE_ENV
+
 _META = "dagster_meta"
 _FRAMEWORK_NOTICES = ("Dependencies for step ",)
 
