@@ -79,7 +79,7 @@ def test_unwritable_raw_store_retries_within_the_budget_then_ends_naming_it(
     env = {
         **cli_env,
         "HOSTPMS_RAW_URL": str(raw),
-        "HOSTPMS_PROPERTY_IDS": "PT-LIS-001",
+        "HOSTPMS_PROPERTY_IDS": "PT-LIS-001,ES-MAD-001",
         "HOSTPMS_MAX_RETRY_WAIT_SECONDS": "3",
     }
     done, elapsed = timed("sync", env=env)
@@ -95,4 +95,7 @@ def test_unwritable_raw_store_retries_within_the_budget_then_ends_naming_it(
         "HOSTPMS_RAW_URL",
         "HOSTPMS_MAX_RETRY_WAIT_SECONDS bounds the wait",
     )
+    # The budget is the whole sync's: the second property does not wait again.
+    assert output.count("retry 1 of") == 1
+    assert "ES-MAD-001: FAILED: the raw store at" in output
     assert count_bookings(pg_url, pg_schema) == {}

@@ -29,6 +29,10 @@ from hostpms_pipeline.warehouse import property_lock
 # Metadata of the Failure: the cause's line, for the CLI's summary and alerts.
 CAUSE_METADATA = "hostpms/cause"
 
+# Seconds of retry waits this process has asked for: `hostpms sync` runs every property
+# in-process, so its waits add up to at most the budget however many properties fail.
+_waited_in_process = [0.0]
+
 
 def sync_retry_policy() -> RetryPolicy:
     """Dagster's policy for what escapes :func:`fail_or_retry`: the same bounded schedule."""
@@ -69,19 +73,21 @@ def fail_or_retry(
             if retryable
             else errors.RetryDecision(None, 0)
         )
+        if decision.wait is not None and (_waited_in_process[0] + decision.wait > budget + 1e-6):
+            decision = errors.RetryDecision(None, decision.retries)  # the sync's budget is spent
         if decision.wait is None:
             line = problem.message
-            if problem.transient and retryable and context.retry_number:
-                waited = sum(errors.retry_delays(budget)[: context.retry_number])
+            if problem.transient and retryable and (context.retry_number or _waited_in_process[0]):
                 line += (
-                    f" (still failing after {context.retry_number} retries and {waited:.0f} s "
-                    "of waiting; HOSTPMS_MAX_RETRY_WAIT_SECONDS bounds the wait)"
+                    f" (still failing after {_waited_in_process[0]:.0f} s of retry waits; "
+                    "HOSTPMS_MAX_RETRY_WAIT_SECONDS bounds the wait)"
                 )
             raise Failure(
                 description=line,
                 metadata={CAUSE_METADATA: MetadataValue.text(line)},
                 allow_retries=False,
             ) from error
+        _waited_in_process[0] += decision.wait
         next_try = datetime.now().astimezone() + timedelta(seconds=decision.wait)
         context.log.warning(
             f"{property_id}: {problem.message}; retry {context.retry_number + 1} of "
