@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: demo test dev simulator benchmark synth clean
+.PHONY: demo test lint dev simulator benchmark synth clean
 
 $(INSTALLED): setup.py pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,11 @@ demo: $(INSTALLED)
 
 test: $(INSTALLED)
 	$(BIN)/pytest -n 2 --dist loadfile
+
+# Formatting and lint, as CI runs them (config in pyproject.toml).
+lint: $(INSTALLED)
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
 
 dev: $(INSTALLED)
 	$(BIN)/hostpms ui

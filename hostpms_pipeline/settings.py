@@ -12,8 +12,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from hostpms_pipeline import property_ids as property_id_rule
 
 DEFAULT_PROPERTY_IDS = ("PT-LIS-001", "PT-POR-002", "ES-MAD-001")
 # Credentials the embedded simulator accepts; never used against a real API.
@@ -29,6 +31,8 @@ class Settings(BaseSettings):
     client_id: str | None = None
     client_secret: SecretStr | None = None
     property_ids: Annotated[tuple[str, ...], NoDecode] = DEFAULT_PROPERTY_IDS
+    # The properties the embedded simulator knows; it answers 404 for any other, as HostPMS does.
+    simulator_property_ids: Annotated[tuple[str, ...], NoDecode] = DEFAULT_PROPERTY_IDS
     webhook_secret: SecretStr | None = None
     database_url: SecretStr | None = None
     db_schema: str = "public"
@@ -53,15 +57,27 @@ class Settings(BaseSettings):
     # Records one run reads from the raw bucket at most (memory: about 1 GB per 200,000);
     # the rest stays pending for the next run (`hostpms sync` runs again until none is).
     max_records_per_run: int = Field(default=200_000, ge=1)
+    # Longest a sync may spend waiting between retries of a transient failure, in all;
+    # then it fails with one line naming what stayed unreachable. 0: never retry.
+    max_retry_wait_seconds: float = Field(default=600.0, ge=0.0, le=24 * 3600)
+    # How long a Dagster run waits for another sync of the same property to finish
+    # polling before it fails (`hostpms sync` skips such a property at once).
+    property_lock_wait_seconds: float = Field(default=600.0, ge=0.0, le=24 * 3600)
     # First month a backfill can reach (HostPMS history to onboard).
     history_start: str = "2024-01-01"
 
-    @field_validator("property_ids", mode="before")
+    @field_validator("property_ids", "simulator_property_ids", mode="before")
     @classmethod
     def _split_property_ids(cls, value: object) -> object:
         if isinstance(value, str):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
+
+    @field_validator("property_ids", "simulator_property_ids")
+    @classmethod
+    def _check_property_ids(cls, value: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
+        source = f"HOSTPMS_{info.field_name.upper()}"
+        return tuple(property_id_rule.check(part, source=source) for part in value)
 
     @property
     def uses_simulator(self) -> bool:

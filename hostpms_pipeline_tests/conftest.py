@@ -4,4 +4,5 @@ pytest_plugins = [
     "hostpms_pipeline_tests.fixtures.postgres",
     "hostpms_pipeline_tests.fixtures.simulator",
     "hostpms_pipeline_tests.fixtures.s3",
+    "hostpms_pipeline_tests.fixtures.cli",
 ]

@@ -37,6 +37,8 @@ EXPECTED_TABLES = {
     "rejected_records",
     "sync_checkpoints",
     "raw_files",
+    "raw_file_digests",
+    "raw_quarantine",
     "schema_migrations",
 }
 

@@ -62,7 +62,8 @@ def test_bad_data_checks_block_postgres_and_warnings_do_not():
         assert registered == {rule.name for rule in rules}
         specs = defs.resolve_assets_def(chain.deduplicated).check_specs
         assert {s.name for s in specs if s.blocking} == blocking
-        assert {key.name for key in check_keys if key.asset_key == chain.mapped} == {ACCOUNTED_FOR}
+        on_mapped = {key.name for key in check_keys if key.asset_key == chain.mapped}
+        assert on_mapped == {ACCOUNTED_FOR, "raw_files_intact"}
         on_table = {key.name for key in check_keys if key.asset_key == chain.table}
         assert {WEBHOOK_LAG, "every_property_synced_recently"} <= on_table
         on_parquet = {key.name for key in check_keys if key.asset_key == chain.parquet}

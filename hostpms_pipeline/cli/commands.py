@@ -6,11 +6,19 @@ import os
 import shutil
 import sys
 import time
+import traceback
 from pathlib import Path
 
 import click
 
+from hostpms_pipeline import VERBOSE_ENV
+from hostpms_pipeline import property_ids as property_id_rule
 from hostpms_pipeline.settings import get_settings
+
+# Exit codes: 1 a property failed, 2 a configuration error (as click's usage errors),
+# 128 + N stopped by signal N (130 SIGINT, 143 SIGTERM).
+EXIT_FAILED = 1
+EXIT_CONFIGURATION = 2
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -28,9 +36,55 @@ def _dagster_home() -> Path:
     return home
 
 
-@click.group()
-def main() -> None:
+class HostPMSGroup(click.Group):
+    """Any error escaping a command ends in one line naming its cause and the setting to
+    check; the traceback only with ``--verbose``."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except KeyboardInterrupt:
+            from hostpms_pipeline.cli import signals
+
+            click.echo(f"hostpms: interrupted by {signals.name()}", err=True)
+            sys.exit(signals.exit_code() if signals.received() else 130)
+        except Exception as error:
+            from hostpms_pipeline import errors
+            from hostpms_pipeline.cli.failures import exception_line
+
+            if _verbose():
+                traceback.print_exc()
+            click.echo(f"hostpms: {exception_line(error)}", err=True)
+            transient = errors.classify(error).transient
+            sys.exit(EXIT_FAILED if transient else EXIT_CONFIGURATION)
+
+
+def _verbose() -> bool:
+    return os.getenv(VERBOSE_ENV, "").lower() in ("1", "true", "yes")
+
+
+def _check_property_ids(
+    ctx: click.Context, param: click.Parameter, value: tuple[str, ...] | str
+) -> tuple[str, ...] | str:
+    """``--property`` and PROPERTY_ID follow the rule settings and the receiver apply."""
+    for property_id in (value,) if isinstance(value, str) else value:
+        if not property_id_rule.is_valid(property_id):
+            raise click.BadParameter(
+                f"{property_id[:80]!r} is not a property id ({property_id_rule.RULE})"
+            )
+    return value
+
+
+@click.group(cls=HostPMSGroup)
+@click.option(
+    "--verbose", "-v", is_flag=True, help="Show full tracebacks and Dagster's step-by-step log."
+)
+def main(verbose: bool) -> None:
     """HostPMS → PostgreSQL and Parquet connector."""
+    if verbose:
+        os.environ[VERBOSE_ENV] = "1"  # read by the run's console logger, in-process
 
 
 @main.command()
@@ -52,38 +106,93 @@ def simulator(host: str, port: int) -> None:
 @click.option("--workers", type=int, help="Worker processes (default: $WEB_CONCURRENCY, else 1).")
 def serve_webhooks(host: str, port: int, workers: int | None) -> None:
     """Receive HostPMS webhooks at POST /webhooks/hostpms/{property_id}/{event}."""
+    from hostpms_pipeline.cli import signals
     from hostpms_pipeline.webhooks.server import serve
 
-    serve(host, port, workers)
+    # uvicorn shuts down gracefully on SIGTERM/SIGINT, then re-raises the signal to the
+    # handlers it found: ours, so the exit code says the receiver was stopped (128 + N).
+    with _stoppable():
+        serve(host, port, workers)
+    if signals.received():
+        click.echo(f"hostpms serve-webhooks: stopped by {signals.name()}", err=True)
+        sys.exit(signals.exit_code())
 
 
 @main.command()
 @click.option(
-    "--property", "property_ids", multiple=True, help="Only these properties (repeatable)."
+    "--property",
+    "property_ids",
+    multiple=True,
+    callback=_check_property_ids,
+    help="Only these properties (repeatable).",
 )
 def sync(property_ids: tuple[str, ...]) -> None:
-    """Poll every configured property and run the pipeline in-process. Exits 1 if any failed."""
+    """Poll every configured property and run the pipeline in-process. Exits 1 if any failed,
+    2 on a configuration error, 128 + N when stopped by signal N."""
     from hostpms_pipeline.cli.runner import sync_properties
 
+    targets = property_ids or get_settings().property_ids
     _dagster_home()
-    outcomes = sync_properties(property_ids or get_settings().property_ids, echo=click.echo)
-    failed = [outcome.property_id for outcome in outcomes if not outcome.success]
-    if failed:
-        click.echo(f"sync failed for: {', '.join(failed)}", err=True)
-        sys.exit(1)
+    with _stoppable():
+        outcomes = sync_properties(targets, echo=click.echo)
+    _exit_for(outcomes, "sync")
 
 
 @main.command()
-@click.argument("property_id")
+@click.argument("property_id", callback=_check_property_ids)
 def resync(property_id: str) -> None:
     """Re-read one property's whole HostPMS history and reload it (dedup absorbs the repeats)."""
     from hostpms_pipeline.cli.runner import sync_properties
 
+    get_settings()
     _dagster_home()
-    (outcome,) = sync_properties([property_id], echo=click.echo, full_resync=True)
-    if not outcome.success:
-        click.echo(f"resync failed for: {property_id}", err=True)
-        sys.exit(1)
+    with _stoppable():
+        outcomes = sync_properties([property_id], echo=click.echo, full_resync=True)
+    _exit_for(outcomes, "resync")
+
+
+@main.command()
+@click.argument("property_id", callback=_check_property_ids)
+def refetch(property_id: str) -> None:
+    """Fetch again the window of every raw file of PROPERTY_ID set aside as damaged, then load it."""
+    from hostpms_pipeline.cli.refetch import refetch as refetch_windows
+    from hostpms_pipeline.cli.runner import sync_properties
+
+    get_settings()
+    _dagster_home()
+    with _stoppable():
+        complete = refetch_windows(property_id, echo=click.echo)
+        outcomes = sync_properties([property_id], echo=click.echo)
+    _exit_for(outcomes, "refetch")
+    if not complete:
+        sys.exit(EXIT_FAILED)
+
+
+class _stoppable:
+    """SIGTERM/SIGINT handlers for the duration of a sync (see ``cli/signals.py``)."""
+
+    def __enter__(self) -> None:
+        from hostpms_pipeline.cli import signals
+
+        self._uninstall = signals.install()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._uninstall()
+
+
+def _exit_for(outcomes, command: str) -> None:
+    from hostpms_pipeline.cli import signals
+
+    if signals.received():
+        click.echo(f"hostpms {command}: interrupted by {signals.name()}", err=True)
+        sys.exit(signals.exit_code())
+    failed = [outcome for outcome in outcomes if not outcome.success]
+    if failed:
+        click.echo(
+            f"{command} failed for: {', '.join(outcome.property_id for outcome in failed)}",
+            err=True,
+        )
+        sys.exit(EXIT_FAILED)
 
 
 @main.command()

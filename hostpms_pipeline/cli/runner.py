@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from dagster import DagsterInstance
 
+from hostpms_pipeline.cli import failures, signals
 from hostpms_pipeline.defs import build_definitions
 from hostpms_pipeline.defs.jobs import FULL_RESYNC_CONFIG
 from hostpms_pipeline.defs.keys import entity_keys
@@ -14,6 +15,7 @@ from hostpms_pipeline.defs.partitions import live_partition_key
 from hostpms_pipeline.defs.schedules import PROPERTY_TAG
 from hostpms_pipeline.entities import ENTITIES
 from hostpms_pipeline.settings import get_settings
+from hostpms_pipeline.warehouse import property_lock
 
 Echo = Callable[[str], None]
 # INFO shows the assets' own progress lines (a line per landed page); Dagster's
@@ -36,12 +38,23 @@ def sync_properties(
     job = defs.resolve_job_def("hostpms_full_resync_job" if full_resync else "hostpms_sync_job")
     run_config = {**PROGRESS_RUN_CONFIG, **(FULL_RESYNC_CONFIG if full_resync else {})}
     instance = DagsterInstance.get()
+    signals.fail_orphaned_runs(instance)  # runs a killed CLI left STARTED
     outcomes = []
+    connect = property_lock.connect_from_settings(get_settings())
     for property_id in property_ids:
         echo(f"{property_id}: syncing...")
-        outcome = _sync_until_drained(job, instance, property_id, run_config, echo)
+        with property_lock.claim_for_cli(connect, property_id) as ours:
+            outcome = (
+                _sync_until_drained(job, instance, property_id, run_config, echo)
+                if ours
+                else SyncOutcome(
+                    property_id, True, f"SKIPPED: {property_lock.busy_line(property_id)}"
+                )
+            )
         outcomes.append(outcome)
         echo(f"{property_id}: {outcome.summary}")
+        if signals.received():  # a stop signal ends the sync here
+            break
     return outcomes
 
 
@@ -56,19 +69,21 @@ def _sync_until_drained(
                 instance=instance,
                 raise_on_error=False,
                 run_config=run_config,
-                tags={PROPERTY_TAG: property_id},
+                tags={PROPERTY_TAG: property_id, **signals.run_tags()},
             )
         except Exception as error:  # noqa: BLE001 - reported per property, then the next one
-            # The type only: an error message may carry a URL with credentials.
-            return SyncOutcome(property_id, False, f"FAILED ({type(error).__name__})")
+            # One safe line: an error message may carry a URL with credentials.
+            return SyncOutcome(property_id, False, f"FAILED: {failures.exception_line(error)}")
         if not result.success:
-            return SyncOutcome(property_id, False, _failure(result))
+            return SyncOutcome(property_id, False, failures.run_failure_line(result))
         left = sum(
             _metadata(result, entity_keys(spec).mapped).get("raw_files_left_pending", 0)
             for spec in ENTITIES
         )
         if not left:
             return SyncOutcome(property_id, True, _summarise(result))
+        if signals.received():  # stopped between two runs of the same property
+            return SyncOutcome(property_id, False, f"INTERRUPTED; {left} raw file(s) left pending")
         echo(
             f"{property_id}: {_summarise(result)}; {left} raw file(s) still pending, running again"
         )
@@ -103,15 +118,6 @@ def _summarise(result) -> str:
             f"{loaded.get('versions_bumped', 0)} updated"
         )
     return "; ".join(parts)
-
-
-def _failure(result) -> str:
-    failures = [event for event in result.all_events if event.is_step_failure]
-    if not failures:
-        checks = [e for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"]
-        return f"FAILED ({len(checks)} checks evaluated; see the Dagster UI)"
-    data = failures[0].step_failure_data
-    return f"FAILED in {failures[0].step_key}: {data.error.cls_name if data.error else 'error'}"
 
 
 def print_summary(echo: Echo) -> None:

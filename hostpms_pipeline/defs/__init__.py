@@ -4,6 +4,7 @@ from dagster import Definitions, in_process_executor
 
 from hostpms_pipeline.defs.assets import entity_assets
 from hostpms_pipeline.defs.checks import warehouse_checks
+from hostpms_pipeline.defs.console_logger import hostpms_console_logger
 from hostpms_pipeline.defs.jobs import (
     hostpms_full_resync_job,
     hostpms_sync_job,
@@ -31,6 +32,7 @@ def build_definitions(settings: Settings) -> Definitions:
         schedules=[hostpms_hourly_poll],
         sensors=[hostpms_webhook_drops, hostpms_sync_failure_alert, hostpms_sync_lag_alarm],
         resources=build_resources(settings),
+        loggers={"console": hostpms_console_logger},  # no stack traces unless --verbose
         # The steps of one sync run one after the other on Arrow tables; one process
         # avoids re-importing the project for every step.
         executor=in_process_executor,

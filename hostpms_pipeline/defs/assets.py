@@ -8,8 +8,6 @@ entity is its own group.
 """
 
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import pyarrow as pa
@@ -18,17 +16,12 @@ from dagster import (
     AssetIn,
     AssetsDefinition,
     AssetSpec,
-    Backoff,
     Config,
-    Failure,
     FreshnessPolicy,
-    Jitter,
     MaterializeResult,
     MetadataValue,
     MultiPartitionsDefinition,
     Output,
-    RetryPolicy,
-    RetryRequested,
     asset,
     multi_asset,
 )
@@ -38,24 +31,22 @@ from hostpms_pipeline.defs import checks
 from hostpms_pipeline.defs.keys import entity_keys
 from hostpms_pipeline.defs.partitions import sync_scope
 from hostpms_pipeline.defs.resources import HostPMSResource, ObjectStoreResource, PostgresResource
+from hostpms_pipeline.defs.step_errors import (
+    fail_or_retry,
+    one_sync_per_property,
+    sync_retry_policy,
+)
 from hostpms_pipeline.engine import pipeline
 from hostpms_pipeline.engine.mapping import load_mapping_tables
 from hostpms_pipeline.entities.spec import EntitySpec
-from hostpms_pipeline.hostpms.client import (
-    FetchedPage,
-    InvalidCredentials,
-    ServiceUnavailable,
-    UnknownProperty,
-)
-from hostpms_pipeline.hostpms.credentials import MissingSecret
+from hostpms_pipeline.hostpms.client import FetchedPage
 from hostpms_pipeline.ingest import polling, webhook_discovery
 from hostpms_pipeline.lake.parquet_delta import ParquetDelta
 from hostpms_pipeline.settings import get_settings
 
-# 503 and transient failures are retried by Dagster, later, from the checkpoint.
-SYNC_RETRY_POLICY = RetryPolicy(
-    max_retries=3, delay=60, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS
-)
+# 503 and transient failures are retried by Dagster, later, from the checkpoint, within
+# HOSTPMS_MAX_RETRY_WAIT_SECONDS in all; configuration errors fail at once (step_errors).
+SYNC_RETRY_POLICY = sync_retry_policy()
 # Batches hold guest data: they pass from step to step in memory and are never
 # pickled to the Dagster instance's storage (a sync job runs in one process).
 BATCH_IO_MANAGER = "batch_io_manager"
@@ -68,21 +59,6 @@ def _preview(spec: EntitySpec, table: pa.Table) -> MetadataValue:
     head = table.select(columns).slice(0, PREVIEW_ROWS)
     text = head.to_pandas().to_markdown(index=False) if head.num_rows else "_no rows_"
     return MetadataValue.md(text)
-
-
-@contextmanager
-def _fail_as_the_error_table_says() -> Iterator[None]:
-    """Wrong credentials or an unknown property will not heal by waiting: fail at once.
-    A 503 stops the sync (its checkpoint unmoved) and retries when HostPMS says to."""
-    try:
-        yield
-    except (InvalidCredentials, UnknownProperty, MissingSecret) as error:
-        raise Failure(description=str(error), allow_retries=False) from None
-    except ServiceUnavailable as error:
-        raise RetryRequested(
-            max_retries=SYNC_RETRY_POLICY.max_retries,
-            seconds_to_wait=error.retry_after or SYNC_RETRY_POLICY.delay,
-        ) from error
 
 
 class RawConfig(Config):
@@ -121,19 +97,22 @@ def entity_assets(
         def progress(page: FetchedPage) -> None:
             context.log.info(f"{scope.property_id}: landed a page of {len(page.records)} {what}")
 
-        store = raw_store.open()
-        if config.full_resync and scope.is_live() and context.retry_number == 0:
-            polling.reset_for_full_resync(postgres.connect, scope.property_id, what)
-        with _fail_as_the_error_table_says(), hostpms.client(scope.property_id) as client:
-            if scope.is_live():
-                result = polling.sync_incremental(
-                    client, store, postgres.connect, scope.property_id, what, progress=progress
-                )
-            else:
-                result = polling.sync_window(
-                    client, store, postgres.connect, scope.property_id,
-                    scope.window_start, scope.window_end, what, progress=progress,
-                )  # fmt: skip
+        # Configuration errors fail at once in one line; transient ones retry, announced.
+        with fail_or_retry(context, scope.property_id):
+            store = raw_store.open()
+            lock = one_sync_per_property(postgres.connect, scope.property_id)
+            with lock, hostpms.client(scope.property_id) as client:
+                if config.full_resync and scope.is_live() and context.retry_number == 0:
+                    polling.reset_for_full_resync(postgres.connect, scope.property_id, what)
+                if scope.is_live():
+                    result = polling.sync_incremental(
+                        client, store, postgres.connect, scope.property_id, what, progress=progress
+                    )
+                else:
+                    result = polling.sync_window(
+                        client, store, postgres.connect, scope.property_id,
+                        scope.window_start, scope.window_end, what, progress=progress,
+                    )  # fmt: skip
         return MaterializeResult(
             metadata={
                 "mode": "incremental" if scope.is_live() else "window",
@@ -162,14 +141,15 @@ def entity_assets(
     ):
         scope = sync_scope(context.partition_key)
         started = time.monotonic()
-        store = raw_store.open()
         settings = get_settings()
-        with postgres.connect() as conn:
-            webhook_discovery.catch_up(store, conn, scope.property_id, spec)
-            raw = pipeline.read_pending(
-                spec, store, conn, scope.property_id, settings.max_records_per_run
-            )
-        batch = pipeline.map_batch(raw, load_mapping_tables(settings.mapping_file))
+        with fail_or_retry(context, scope.property_id, retryable=False):
+            store = raw_store.open()
+            with postgres.connect() as conn:
+                webhook_discovery.catch_up(store, conn, scope.property_id, spec)
+                raw = pipeline.read_pending(
+                    spec, store, conn, scope.property_id, settings.max_records_per_run
+                )
+            batch = pipeline.map_batch(raw, load_mapping_tables(settings.mapping_file))
         if raw.left_pending:
             context.log.info(f"{raw.left_pending} raw {what} file(s) left pending for the next run")
         yield Output(
@@ -250,7 +230,12 @@ def entity_assets(
         # export without being read back (a ParquetDelta, see lake/parquet_delta.py).
         # Without a batch (the table chosen alone in the UI), there is nothing new to load.
         selected = context.selected_asset_keys
-        with ParquetDelta(spec) as delta, postgres.connect() as conn:
+        property_id = sync_scope(context.partition_key).property_id
+        with (
+            fail_or_retry(context, property_id, retryable=False),
+            ParquetDelta(spec) as delta,
+            postgres.connect() as conn,
+        ):
             if keys.table in selected:
                 started = time.monotonic()
                 batch = batch or pipeline.empty_batch(spec)

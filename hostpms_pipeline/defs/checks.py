@@ -8,8 +8,6 @@ in memory (its ``check_specs``); checks on the warehouse read PostgreSQL and
 Parquet themselves.
 """
 
-from __future__ import annotations
-
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -17,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 import pyarrow as pa
 import pyarrow.compute as pc
 from dagster import (
+    AssetCheckExecutionContext,
     AssetCheckResult,
     AssetChecksDefinition,
     AssetCheckSeverity,
@@ -30,7 +29,7 @@ from hostpms_pipeline.defs.resources import ObjectStoreResource, PostgresResourc
 from hostpms_pipeline.engine import pipeline, quality
 from hostpms_pipeline.entities import BY_COLLECTION
 from hostpms_pipeline.entities.spec import EntitySpec, Mapped
-from hostpms_pipeline.lake import parquet_store
+from hostpms_pipeline.lake import parquet_store, raw_integrity
 from hostpms_pipeline.settings import get_settings
 from hostpms_pipeline.warehouse import checkpoints, entity_store
 
@@ -222,7 +221,36 @@ def warehouse_checks(spec: EntitySpec) -> list[AssetChecksDefinition]:
             },
         )
 
-    checks = [postgres_matches_parquet, every_property_synced_recently]
+    @asset_check(
+        asset=keys.mapped,
+        name="raw_files_intact",
+        description=(
+            f"No raw {spec.collection} file is set aside as unreadable (missing, changed since "
+            "it landed, or not a HostPMS page). Each one is listed with its reason; "
+            "`hostpms refetch PROPERTY_ID` fetches its window again."
+        ),
+    )
+    def raw_files_intact(
+        context: AssetCheckExecutionContext, postgres: PostgresResource
+    ) -> AssetCheckResult:
+        with postgres.connect() as conn:
+            entries = raw_integrity.open_entries(conn, collection=spec.collection)
+        for entry in entries:
+            context.log.warning(
+                f"{entry.property_id}: raw file {entry.location} set aside ({entry.reason}); "
+                f"fetch its window again with `{raw_integrity.refetch_command(entry.property_id)}`"
+            )
+        files = [
+            {"property_id": e.property_id, "location": e.location, "reason": e.reason}
+            for e in entries[:50]
+        ]
+        return AssetCheckResult(
+            passed=not entries,
+            severity=AssetCheckSeverity.WARN,
+            metadata={"set_aside": len(entries), "files": MetadataValue.json(files)},
+        )
+
+    checks = [postgres_matches_parquet, every_property_synced_recently, raw_files_intact]
     for reference in spec.references:
         checks.append(_reference_check(spec, keys, reference.column, reference.collection))
     return checks

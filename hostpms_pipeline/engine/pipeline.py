@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from functools import partial
 
 import psycopg
 import pyarrow as pa
@@ -22,7 +23,7 @@ from hostpms_pipeline.engine import quality, reading, transform
 from hostpms_pipeline.engine.mapping import MappingTables
 from hostpms_pipeline.entities.schema import NATURAL_KEY, REJECTED_SCHEMA, DayPartition, row_schema
 from hostpms_pipeline.entities.spec import EntitySpec
-from hostpms_pipeline.lake import parquet_store
+from hostpms_pipeline.lake import parquet_store, raw_integrity
 from hostpms_pipeline.lake.parquet_delta import ParquetDelta
 from hostpms_pipeline.lake.storage import ObjectStore
 from hostpms_pipeline.warehouse import entity_store, ledger, outbox
@@ -82,7 +83,10 @@ def read_pending(
     locations, left = ledger.pending_within_budget(
         conn, max_records, property_id=property_id, collection=spec.collection
     )
-    batch = read_files(spec, store, locations)
+    # Damaged files are set aside (quarantined) instead of failing the batch.
+    read = partial(reading.read_landed, spec)
+    locations, records = raw_integrity.read_checked(store, conn, locations, read)
+    batch = RawBatch(spec, locations, records)
     batch.left_pending = left
     return batch
 

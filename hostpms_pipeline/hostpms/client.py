@@ -66,6 +66,15 @@ class TransientServerError(HostPMSError):
     """500, a timeout or a dropped connection: retried with backoff and jitter."""
 
 
+class ApiUnreachable(HostPMSError):
+    """The API's host refused the connection or does not exist: a configuration error,
+    never retried (``reason`` completes "the HostPMS API at host:port ...")."""
+
+    def __init__(self, message: str, reason: str):
+        super().__init__(message)
+        self.reason = reason
+
+
 class RateLimited(HostPMSError):
     def __init__(self, retry_after: float | None):
         super().__init__("HostPMS rate limit exceeded")
@@ -291,8 +300,20 @@ class HostPMSClient:
     def _send(self, path: str, params: dict[str, Any], endpoint: str) -> httpx.Response:
         try:
             return self._http.get(path, params=params, extensions={ENDPOINT_EXTENSION: endpoint})
+        except httpx.ConnectError as error:
+            reason = _unreachable_reason(error)
+            raise ApiUnreachable(f"{path}: HostPMS {reason}", reason) from None
         except (httpx.TimeoutException, httpx.TransportError) as error:
             raise TransientServerError(f"{path}: {type(error).__name__}") from None
+
+
+def _unreachable_reason(error: httpx.ConnectError) -> str:
+    text = str(error).lower()
+    if "refused" in text:
+        return "refused the connection"
+    if "name or service not known" in text or "name resolution" in text or "nodename" in text:
+        return "is an unknown host"
+    return "cannot be reached"
 
 
 # The contract's error table: the exception each non-200 answer becomes.

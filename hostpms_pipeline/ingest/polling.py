@@ -17,9 +17,11 @@ from datetime import datetime, timedelta
 import orjson
 import psycopg
 
+from hostpms_pipeline import stopping
 from hostpms_pipeline.entities.schema import SOURCE
 from hostpms_pipeline.hostpms import contract
 from hostpms_pipeline.hostpms.client import FetchedPage, HostPMSClient
+from hostpms_pipeline.lake import raw_integrity
 from hostpms_pipeline.lake.raw_layout import polling_key
 from hostpms_pipeline.lake.storage import ObjectStore
 from hostpms_pipeline.warehouse import checkpoints, ledger
@@ -84,6 +86,7 @@ def _record_landed(conn: psycopg.Connection, page: FetchedPage, location: str | 
         record_count=len(page.records),
         landed_at=page.received_at,
     )
+    raw_integrity.record_landed(conn, location, serialize_page(page), page.records)
 
 
 def sync_incremental(
@@ -148,8 +151,12 @@ def sync_window(
 def _land_each(
     store: ObjectStore, pages: Iterator[FetchedPage], progress: Progress | None
 ) -> Iterator[tuple[FetchedPage, str | None]]:
-    """Land every page that holds records; an empty last page only ends the pass."""
+    """Land every page that holds records; an empty last page only ends the pass.
+
+    A stop asked of the process abandons the page just fetched (its checkpoint unmoved).
+    """
     for page in pages:
+        stopping.check()
         location = land_page(store, page) if page.records else None
         if progress:
             progress(page)

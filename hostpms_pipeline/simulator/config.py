@@ -74,7 +74,7 @@ class SimulatorConfig:
     def from_settings(cls, settings: Settings, **overrides: Any) -> SimulatorConfig:
         """Property ids, size and seed from ``HOSTPMS_*`` settings; anything else as given."""
         defaults: dict[str, Any] = {
-            "property_ids": tuple(settings.property_ids),
+            "property_ids": tuple(settings.simulator_property_ids),
             "reservations_per_property": settings.simulator_reservations_per_property,
             "seed": settings.simulator_seed,
             "anomaly_rate": settings.simulator_anomaly_rate,

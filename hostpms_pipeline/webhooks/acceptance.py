@@ -108,6 +108,11 @@ class WebhookAcceptor:
             raise Refusal(
                 Outcome.STORAGE_UNAVAILABLE, "raw store unavailable", event_id=event.id
             ) from None
+        except BaseException:
+            # Whatever failed after the claim, the claim must not stay held: a retry
+            # would get 409 until the lease ends (a poison message for 24 hours).
+            self._release(claim)
+            raise
         self._mark(claim, location, now)
         if self.events is not None:
             self.events.announce(verified, location, now)  # best effort, never raises

@@ -30,6 +30,7 @@ class Outcome(StrEnum):
     STORAGE_UNAVAILABLE = "storage_unavailable"
     NOT_FOUND = "not_found"  # a path that is no endpoint at all
     METHOD_NOT_ALLOWED = "method_not_allowed"
+    CLIENT_DISCONNECTED = "client_disconnected"  # the sender hung up mid-body: nothing to answer
     INTERNAL_ERROR = "internal_error"  # a bug: logged with its traceback by the server
 
 
@@ -52,6 +53,7 @@ HTTP_STATUS: dict[Outcome, int] = {
     Outcome.STORAGE_UNAVAILABLE: 503,
     Outcome.NOT_FOUND: 404,
     Outcome.METHOD_NOT_ALLOWED: 405,
+    Outcome.CLIENT_DISCONNECTED: 499,  # nginx's convention; no one is left to read it
     Outcome.INTERNAL_ERROR: 500,
 }
 

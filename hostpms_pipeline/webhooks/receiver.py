@@ -15,7 +15,7 @@ import orjson
 from anyio import CapacityLimiter, to_thread
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
@@ -93,6 +93,9 @@ class WebhookEndpoint:
         except Refusal as refusal:
             record.outcome, record.event_id = refusal.outcome, refusal.event_id
             return refusal_response(refusal)
+        except ClientDisconnect:  # the sender went away mid-body: its problem, not a bug
+            record.outcome = Outcome.CLIENT_DISCONNECTED
+            return Response(status_code=HTTP_STATUS[Outcome.CLIENT_DISCONNECTED])
         record.outcome, record.event_id = acceptance.outcome, acceptance.event_id
         return acceptance_response(acceptance)
 

@@ -18,6 +18,7 @@ from hostpms_pipeline.webhooks.idempotency import open_idempotency_store
 from hostpms_pipeline.webhooks.receiver import create_app
 
 APP_FACTORY = "hostpms_pipeline.webhooks.server:build_app"
+SHUTDOWN_GRACE_SECONDS = 5
 
 
 def secret_lookup(settings: Settings, provider: SecretProvider) -> SecretLookup:
@@ -75,4 +76,7 @@ def serve(host: str = "127.0.0.1", port: int = 8500, workers: int | None = None)
         # uvicorn's own access log would repeat each request; the receiver logs one JSON line.
         access_log=False,
         log_config=log_config(),
+        # On SIGTERM/SIGINT, deliveries in flight get this long to finish (HostPMS retries
+        # any that do not), so a stop takes seconds, not as long as the slowest client.
+        timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
     )

@@ -17,12 +17,17 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
+from hostpms_pipeline import property_ids as property_id_rule
 from hostpms_pipeline.hostpms import contract
 from hostpms_pipeline.webhooks.outcomes import Outcome, Refusal
 
 MAX_BODY_BYTES = 1024 * 1024
+# Unix seconds have 10 digits until 2286; Python's int() refuses strings over 4,300 digits.
+MAX_TIMESTAMP_DIGITS = 20
+# Nesting a body may have. orjson reads up to 1,024 levels but writes only 254, and the
+# landed envelope adds 2 around ``data``: deeper events could be verified but never landed.
+MAX_JSON_DEPTH = 128
 # Path and body values end up in storage keys and secret names: plain identifiers only.
-_PROPERTY_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 _EVENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_:-]{0,127}")
 
 
@@ -41,7 +46,7 @@ class VerifiedEvent:
 def check_path(property_id: str, event_type: str) -> None:
     if event_type not in contract.EVENT_COLLECTION:
         raise Refusal(Outcome.UNKNOWN_EVENT, "no such HostPMS webhook event")
-    if not _PROPERTY_ID.fullmatch(property_id):
+    if not property_id_rule.is_valid(property_id):
         raise Refusal(Outcome.UNKNOWN_PROPERTY, "no such property")
 
 
@@ -86,7 +91,7 @@ def verify_signature(
 
 def check_timestamp(timestamp: str, now: float) -> None:
     """Signed unix seconds, at most the tolerance away from ``now``, in either direction."""
-    if not (timestamp.isascii() and timestamp.isdigit()):
+    if not (timestamp.isascii() and timestamp.isdigit()) or len(timestamp) > MAX_TIMESTAMP_DIGITS:
         raise Refusal(Outcome.INVALID_TIMESTAMP, f"{contract.HEADER_TIMESTAMP} is not unix seconds")
     if abs(now - int(timestamp)) > contract.SIGNATURE_TOLERANCE_SECONDS:
         raise Refusal(
@@ -95,12 +100,26 @@ def check_timestamp(timestamp: str, now: float) -> None:
         )
 
 
+def nests_deeper_than(document: Any, limit: int) -> bool:
+    """True if objects and arrays nest more than ``limit`` levels (iterative: no recursion)."""
+    stack = [(document, 1)] if isinstance(document, dict | list) else []
+    while stack:
+        value, depth = stack.pop()
+        children = value.values() if isinstance(value, dict) else value
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
+
+
 def parse_event(body: bytes, property_id: str, event_type: str) -> VerifiedEvent:
     """The contract's event, for this path's property and event type."""
     try:
         document = orjson.loads(body)
     except orjson.JSONDecodeError:
         raise Refusal(Outcome.MALFORMED_JSON, "body is not JSON") from None
+    if nests_deeper_than(document, MAX_JSON_DEPTH):
+        raise Refusal(Outcome.INVALID_EVENT, f"body nests deeper than {MAX_JSON_DEPTH} levels")
     try:
         event = contract.WebhookEvent.model_validate(document)
     except ValidationError as error:

@@ -1,0 +1,205 @@
+"""A damaged raw file is named and set aside, never a wall.
+
+When a polling page lands, its size and SHA-256 go to the ledger (``raw_file_digests``)
+with the ``updated_at`` span of its records. When pending files are read, each one is
+checked: a file that is missing, whose size or digest differs from what landed, or
+(without a digest, and only if reading the batch fails) that cannot be read on its own
+is **quarantined**: recorded in
+``raw_quarantine`` with its location and reason, and marked processed so the files
+after it go on. The ``raw_files_intact`` check reports open entries, and
+``hostpms refetch PROPERTY_ID`` fetches each entry's window again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TypeVar
+
+import orjson
+import psycopg
+
+from hostpms_pipeline.lake.storage import ObjectNotFoundError, ObjectStore
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+READ_THREADS = 8  # object-store reads are I/O bound (S3 round trips)
+# The window fetched again ends just after the page's newest record (the API's end is exclusive).
+WINDOW_END_PAST_NEWEST = timedelta(microseconds=1)
+
+
+@dataclass(frozen=True)
+class Quarantined:
+    location: str
+    property_id: str
+    collection: str
+    reason: str
+    window_start: datetime | None
+    window_end: datetime | None
+    quarantined_at: datetime
+
+
+def digest(body: bytes) -> str:
+    return hashlib.sha256(body).hexdigest()
+
+
+def record_landed(conn: psycopg.Connection, location: str, body: bytes, records: Sequence) -> None:
+    """Keep what a landed file must look like when read (call in the landing's transaction)."""
+    stamps = [record.get("updated_at") for record in records if isinstance(record, dict)]
+    stamps = [stamp for stamp in stamps if isinstance(stamp, str)]
+    conn.execute(
+        "INSERT INTO raw_file_digests (location, size_bytes, sha256, min_updated_at, max_updated_at)"
+        " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (location) DO NOTHING",
+        (location, len(body), digest(body), min(stamps, default=None), max(stamps, default=None)),
+    )
+
+
+def read_checked(
+    store: ObjectStore,
+    conn: psycopg.Connection,
+    locations: list[str],
+    parse: Callable[[Iterable[tuple[str, bytes]]], T],
+) -> tuple[list[str], T]:
+    """``parse`` (the transform's reader) over the files at ``locations`` that are intact,
+    and their locations; every other file is quarantined (committed at once) and logged.
+
+    Files with a digest are checked against it before parsing. Files without one cost
+    nothing more unless ``parse`` fails: then each is parsed on its own, the ones that
+    fail are set aside, and the rest is parsed again.
+    """
+    if not locations:
+        return [], parse([])
+    expected = {
+        location: (size, sha256, start, end)
+        for location, size, sha256, start, end in conn.execute(
+            "SELECT location, size_bytes, sha256, min_updated_at, max_updated_at"
+            " FROM raw_file_digests WHERE location = ANY(%s)",
+            (locations,),
+        )
+    }
+    with ThreadPoolExecutor(READ_THREADS) as pool:
+        bodies = list(pool.map(_reader(store), locations))
+    files: list[tuple[str, bytes]] = []
+    damaged: list[tuple[str, str]] = []
+    for location, body in zip(locations, bodies, strict=True):
+        reason = _damage(body, expected.get(location))
+        if reason is None:
+            files.append((location, body))  # type: ignore[arg-type]
+        else:
+            damaged.append((location, reason))
+    try:
+        parsed = parse(files)
+    except Exception:
+        unreadable = [
+            (location, reason)
+            for location, body in files
+            if (reason := _unparseable(location, body, parse)) is not None
+        ]
+        if not unreadable:
+            raise  # no one file is to blame: the failure is not the files'
+        damaged += unreadable
+        bad = {location for location, _ in unreadable}
+        files = [(location, body) for location, body in files if location not in bad]
+        parsed = parse(files)
+    if damaged:
+        quarantine(conn, damaged, expected)
+    return [location for location, _ in files], parsed
+
+
+def _unparseable(location: str, body: bytes, parse: Callable) -> str | None:
+    """Why this one file cannot be read on its own; None if it can."""
+    try:
+        page = orjson.loads(body)
+    except orjson.JSONDecodeError as error:
+        return f"not JSON ({str(error).split(':')[0]})"
+    if not isinstance(page, dict) or not isinstance(page.get("data"), list):
+        return "not a HostPMS page (no data list)"
+    try:
+        parse([(location, body)])
+    except Exception as error:  # noqa: BLE001 - the reason is named, the file set aside
+        return f"cannot be read ({type(error).__name__})"
+    return None
+
+
+def _reader(store: ObjectStore) -> Callable[[str], bytes | None]:
+    def read(location: str) -> bytes | None:
+        try:
+            return store.get_location(location)
+        except ObjectNotFoundError:
+            return None  # other storage errors are the store's, not the file's: they propagate
+
+    return read
+
+
+def _damage(body: bytes | None, expected: tuple | None) -> str | None:
+    """Why the file is not as it landed; None when it is (or nothing is known of it)."""
+    if body is None:
+        return "missing from the raw store"
+    if expected is not None:
+        size, sha256 = expected[0], expected[1]
+        if len(body) != size:
+            return f"size {len(body)} bytes, {size} when landed"
+        if digest(body) != sha256:
+            return "content differs from what landed (SHA-256)"
+    return None
+
+
+def quarantine(
+    conn: psycopg.Connection, damaged: list[tuple[str, str]], expected: dict | None = None
+) -> None:
+    """Set these files aside with their reasons; committed at once, so they stay aside."""
+    expected = expected or {}
+    rows = []
+    for location, reason in damaged:
+        known = expected.get(location)
+        start = known[2] if known else None
+        end = known[3] + WINDOW_END_PAST_NEWEST if known and known[3] else None
+        rows.append((location, reason, start, end))
+    with conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO raw_quarantine (location, property_id, reason, window_start, window_end)"
+            " SELECT %s, property_id, %s, %s, %s FROM raw_files WHERE location = %s"
+            " ON CONFLICT (location) DO UPDATE SET reason = EXCLUDED.reason,"
+            " quarantined_at = now(), refetched_at = NULL",
+            [(location, reason, start, end, location) for location, reason, start, end in rows],
+        )
+        cur.execute(
+            "UPDATE raw_files SET processed_at = now() WHERE location = ANY(%s)",
+            ([location for location, _ in damaged],),
+        )
+    conn.commit()
+    for location, reason in damaged:
+        log.warning("raw file set aside: %s (%s)", location, reason)
+
+
+def open_entries(
+    conn: psycopg.Connection, property_id: str | None = None, collection: str | None = None
+) -> list[Quarantined]:
+    """Files set aside and not yet fetched again (of a property, of a collection), oldest first."""
+    rows = conn.execute(
+        "SELECT q.location, q.property_id, f.collection, q.reason, q.window_start,"
+        " q.window_end, q.quarantined_at"
+        " FROM raw_quarantine AS q JOIN raw_files AS f USING (location)"
+        " WHERE q.refetched_at IS NULL"
+        " AND (%(p)s::text IS NULL OR q.property_id = %(p)s)"
+        " AND (%(c)s::text IS NULL OR f.collection = %(c)s)"
+        " ORDER BY q.quarantined_at, q.location",
+        {"p": property_id, "c": collection},
+    ).fetchall()
+    return [Quarantined(*row) for row in rows]
+
+
+def mark_refetched(conn: psycopg.Connection, locations: list[str]) -> None:
+    conn.execute(
+        "UPDATE raw_quarantine SET refetched_at = now() WHERE location = ANY(%s)", (locations,)
+    )
+    conn.commit()
+
+
+def refetch_command(property_id: str) -> str:
+    return f"hostpms refetch {property_id}"
