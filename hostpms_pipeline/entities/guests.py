@@ -13,6 +13,7 @@ from hostpms_pipeline.entities.spec import (
     Check,
     Column,
     EntitySpec,
+    Identifier,
     Parsed,
     Phone,
     Reject,
@@ -70,6 +71,13 @@ GUESTS = EntitySpec(
         ),
     ),
     guest_key="external_id",
+    identifiers=(
+        Identifier("guest_id", "guest_id", column="external_id"),
+        Identifier("email", "email", column="email"),
+        Identifier("phone", "phone", column="phone"),
+        Identifier("nif", "nif", column="nif"),
+    ),
+    erasure="delete",  # the row is the person's profile
     events=("guest.created",),
     preview=(
         "external_id",

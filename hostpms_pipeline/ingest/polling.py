@@ -8,6 +8,7 @@ between the two re-fetches that page on the next run; dedup absorbs the repeat.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
@@ -17,7 +18,9 @@ from datetime import datetime, timedelta
 import orjson
 import psycopg
 
+from hostpms_pipeline.entities import BY_COLLECTION
 from hostpms_pipeline.entities.schema import SOURCE
+from hostpms_pipeline.gdpr.redaction import LandingGuard
 from hostpms_pipeline.hostpms import contract
 from hostpms_pipeline.hostpms.client import FetchedPage, HostPMSClient
 from hostpms_pipeline.lake.raw_layout import polling_key
@@ -108,7 +111,9 @@ def sync_incremental(
         updated_since=query_since,
         cursor=checkpoint.cursor if checkpoint else None,
     )
-    for page, location in _land_each(store, pages, progress):
+    for page, location in _land_each(
+        store, pages, progress, LandingGuard(connect, source="polling")
+    ):
         result.add(page, location)
         last_page = page.next_cursor is None
         with connect() as conn, conn.transaction():
@@ -138,7 +143,9 @@ def sync_window(
     pages = client.iter_pages(
         property_id, collection, updated_since=window_start, updated_before=window_end
     )
-    for page, location in _land_each(store, pages, progress):
+    for page, location in _land_each(
+        store, pages, progress, LandingGuard(connect, source="polling")
+    ):
         result.add(page, location)
         with connect() as conn, conn.transaction():
             _record_landed(conn, page, location)
@@ -146,11 +153,25 @@ def sync_window(
 
 
 def _land_each(
-    store: ObjectStore, pages: Iterator[FetchedPage], progress: Progress | None
+    store: ObjectStore,
+    pages: Iterator[FetchedPage],
+    progress: Progress | None,
+    guard: LandingGuard,
 ) -> Iterator[tuple[FetchedPage, str | None]]:
-    """Land every page that holds records; an empty last page only ends the pass."""
+    """Land every page that holds records; an empty last page only ends the pass.
+
+    Records of erased persons (the GDPR suppression list) are redacted before the page lands.
+    """
     for page in pages:
-        location = land_page(store, page) if page.records else None
+        location = None
+        if page.records:
+            with guard.landing() as landing:
+                spec = BY_COLLECTION[page.collection]
+                records = landing.redact(spec, page.records, page.property_id)
+                landed = (
+                    page if records is page.records else dataclasses.replace(page, records=records)
+                )
+                location = land_page(store, landed)
         if progress:
             progress(page)
         yield page, location

@@ -10,11 +10,13 @@ import uvicorn
 from starlette.applications import Starlette
 from uvicorn.config import LOGGING_CONFIG
 
+from hostpms_pipeline.gdpr.redaction import LandingGuard
 from hostpms_pipeline.hostpms.credentials import MissingSecret, SecretProvider
 from hostpms_pipeline.lake.storage import open_store
 from hostpms_pipeline.settings import Settings, get_settings
+from hostpms_pipeline.warehouse import database
 from hostpms_pipeline.webhooks.acceptance import SecretLookup, WebhookAcceptor
-from hostpms_pipeline.webhooks.idempotency import open_idempotency_store
+from hostpms_pipeline.webhooks.idempotency import open_idempotency_store, postgres_pool
 from hostpms_pipeline.webhooks.receiver import create_app
 
 APP_FACTORY = "hostpms_pipeline.webhooks.server:build_app"
@@ -33,12 +35,20 @@ def secret_lookup(settings: Settings, provider: SecretProvider) -> SecretLookup:
     return secrets_of
 
 
+def landing_guard(settings: Settings) -> LandingGuard:
+    """Redaction of erased persons before landing, against the suppression list in PostgreSQL."""
+    url = database.database_url(settings)
+    database.migrate(url, settings.db_schema)
+    return LandingGuard(postgres_pool(url, settings.db_schema).connection, settings, "webhook")
+
+
 def build_app(settings: Settings | None = None) -> Starlette:
     settings = settings or get_settings()
     acceptor = WebhookAcceptor(
         secrets=secret_lookup(settings, SecretProvider(settings)),
         store=open_store(settings.resolved_raw_url),
         idempotency=open_idempotency_store(settings),
+        landing_guard=landing_guard(settings),
     )
     return create_app(acceptor)
 
