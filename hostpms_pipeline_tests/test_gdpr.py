@@ -543,3 +543,42 @@ def test_an_erasure_beside_a_load_and_a_landing_leaves_no_copy(
         rows = bookings_of(conn, person["bookings"])
     assert set(rows) == set(person["bookings"])
     assert all(r["guest_email"] is None and r["guest_name"] is None for r in rows.values())
+
+
+def test_the_dagster_erasure_job_takes_a_keyed_hash_never_a_clear_value(
+    running_simulator, pg_url, pg_schema, tmp_path
+):
+    from hostpms_pipeline.defs.gdpr import hostpms_gdpr_erasure_job
+
+    raw, processed = str(tmp_path / "raw"), str(tmp_path / "processed")
+    resources = resources_for(running_simulator, pg_url, pg_schema, raw, processed)
+    sync(resources)
+    with resources["postgres"].connect() as conn:
+        person = pick_person(conn)
+    job_resources = {k: resources[k] for k in ("postgres", "raw_store", "processed_store")}
+    clear = {"ops": {"erase_person": {"config": {"email_hash": person["email"]}}}}
+    with DagsterInstance.ephemeral() as instance:
+        refused = hostpms_gdpr_erasure_job.execute_in_process(
+            run_config=clear, resources=job_resources, instance=instance, raise_on_error=False
+        )
+        assert not refused.success
+        events = [e for e in instance.all_logs(refused.run_id) if e.dagster_event]
+        failure = " ".join(str(e.dagster_event.event_specific_data) for e in events)
+    assert "keyed hash" in failure and person["email"] not in failure
+    hashed = hasher().of("email", person["email"], None)
+    config = {"ops": {"erase_person": {"config": {"email_hash": hashed}}}}
+    with DagsterInstance.ephemeral() as instance:
+        result = hostpms_gdpr_erasure_job.execute_in_process(
+            run_config=config, resources=job_resources, instance=instance
+        )
+        assert result.success
+        logs = " ".join(str(e.message) for e in instance.all_logs(result.run_id))
+    for needle in needles(person):
+        assert needle.decode() not in logs
+    with resources["postgres"].connect() as conn:
+        assert conn.execute("SELECT count(*) FROM guests WHERE email = %s",
+                            (person["email"],)).fetchone() == (0,)  # fmt: skip
+        (actor,) = conn.execute(
+            "SELECT actor FROM gdpr_audit_log WHERE action = 'erasure'"
+        ).fetchone()
+    assert actor == f"dagster:{result.run_id}"

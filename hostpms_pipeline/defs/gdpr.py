@@ -9,7 +9,7 @@ import re
 from datetime import UTC, datetime, timedelta
 
 from dagster import Config, Failure, OpExecutionContext, ScheduleDefinition, job, op
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from hostpms_pipeline.defs.resources import ObjectStoreResource, PostgresResource
 from hostpms_pipeline.gdpr import audit
@@ -30,16 +30,15 @@ class ErasureConfig(Config):
         default=None, description="hostpms gdpr hash --guest-id G --property-id P"
     )
 
-    @field_validator("email_hash", "nif_hash", "guest_id_hash")
-    @classmethod
-    def _is_a_hash(cls, value: str | None) -> str | None:
-        if value is not None and not _HASH.match(value.strip().lower()):
-            raise ValueError(
-                "a keyed hash (64 hex digits from `hostpms gdpr hash`), not a clear value"
-            )
-        return value.strip().lower() if value else value
-
     def person(self) -> PersonRef:
+        # Checked here rather than by a pydantic validator, whose error would echo the value.
+        if any(v is not None and not _HASH.match(v) for v in (self.email_hash, self.nif_hash,
+                                                              self.guest_id_hash)):  # fmt: skip
+            raise Failure(
+                "give the keyed hash (64 lowercase hex digits from `hostpms gdpr hash`), never a"
+                " clear value",
+                allow_retries=False,
+            )
         given = [
             PersonRef(kind, value)  # type: ignore[arg-type]
             for kind, value in (
