@@ -65,6 +65,12 @@ class Settings(BaseSettings):
     property_lock_wait_seconds: float = Field(default=600.0, ge=0.0, le=24 * 3600)
     # First month a backfill can reach (HostPMS history to onboard).
     history_start: str = "2024-01-01"
+    # GDPR: the key of the keyed hashes that stand for a person (suppression list, audit log,
+    # Parquet guest_key); unset: Secrets Manager's hostpms/gdpr-key when use_secrets_manager,
+    # else {home}/gdpr.key, generated once (docs/gdpr.md).
+    gdpr_key: SecretStr | None = None
+    # Raw objects and rejected records older than this are deleted by the retention job.
+    retention_days: int = Field(default=7 * 365 + 2, ge=1)  # 7 years
 
     @field_validator("property_ids", "simulator_property_ids", mode="before")
     @classmethod

@@ -517,7 +517,7 @@ def test_pending_files_in_chunks_end_as_one_batch(
         assert (
             parquet_store.read_rows(str(processed), RESERVATIONS)
             .sort_by("id")
-            .equals(rows.sort_by("id"))
+            .equals(parquet_store.dataset_rows(RESERVATIONS, rows).sort_by("id"))
         )
         return comparable(rows)
 

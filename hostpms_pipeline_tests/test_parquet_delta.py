@@ -35,7 +35,9 @@ def first_load(conn: psycopg.Connection, processed: str) -> None:
 
 
 def assert_parquet_equals_postgres(conn: psycopg.Connection, processed: str) -> None:
-    in_postgres = entity_store.fetch_rows(conn, RESERVATIONS).sort_by("id")
+    in_postgres = parquet_store.dataset_rows(
+        RESERVATIONS, entity_store.fetch_rows(conn, RESERVATIONS)
+    ).sort_by("id")
     assert parquet_store.read_rows(processed, RESERVATIONS).sort_by("id").equals(in_postgres)
 
 

@@ -144,7 +144,8 @@ def test_the_parquet_step_merges_what_the_bookings_step_wrote(resources, instanc
         > 0
     )
     with resources["postgres"].connect() as conn:
-        in_postgres = entity_store.fetch_rows(conn, RESERVATIONS).sort_by("id")
+        stored = entity_store.fetch_rows(conn, RESERVATIONS)
+    in_postgres = parquet_store.dataset_rows(RESERVATIONS, stored).sort_by("id")
     assert (
         parquet_store.read_rows(resources["processed_store"].url, RESERVATIONS)
         .sort_by("id")

@@ -235,5 +235,13 @@ def ui(port: int) -> None:
     os.execv(dagster, [dagster, "dev", "-w", str(PROJECT_ROOT / "workspace.yaml"), "-p", str(port)])
 
 
+def _add_gdpr() -> None:
+    from hostpms_pipeline.cli.gdpr import gdpr
+
+    main.add_command(gdpr)
+
+
+_add_gdpr()
+
 if __name__ == "__main__":
     main()

@@ -5,6 +5,11 @@ from dagster import Definitions, in_process_executor
 from hostpms_pipeline.defs.assets import entity_assets
 from hostpms_pipeline.defs.checks import warehouse_checks
 from hostpms_pipeline.defs.console_logger import hostpms_console_logger
+from hostpms_pipeline.defs.gdpr import (
+    hostpms_gdpr_daily_retention,
+    hostpms_gdpr_erasure_job,
+    hostpms_gdpr_retention_job,
+)
 from hostpms_pipeline.defs.jobs import (
     hostpms_full_resync_job,
     hostpms_sync_job,
@@ -28,8 +33,14 @@ def build_definitions(settings: Settings) -> Definitions:
     return Definitions(
         assets=[asset for spec in ENTITIES for asset in entity_assets(spec, partitions)],
         asset_checks=[check for spec in ENTITIES for check in warehouse_checks(spec)],
-        jobs=[hostpms_sync_job, hostpms_full_resync_job, hostpms_webhook_job],
-        schedules=[hostpms_hourly_poll],
+        jobs=[
+            hostpms_sync_job,
+            hostpms_full_resync_job,
+            hostpms_webhook_job,
+            hostpms_gdpr_erasure_job,
+            hostpms_gdpr_retention_job,
+        ],
+        schedules=[hostpms_hourly_poll, hostpms_gdpr_daily_retention],
         sensors=[hostpms_webhook_drops, hostpms_sync_failure_alert, hostpms_sync_lag_alarm],
         resources=build_resources(settings),
         loggers={"console": hostpms_console_logger},  # no stack traces unless --verbose

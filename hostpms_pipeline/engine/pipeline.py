@@ -23,6 +23,7 @@ from hostpms_pipeline.engine import quality, reading, transform
 from hostpms_pipeline.engine.mapping import MappingTables
 from hostpms_pipeline.entities.schema import NATURAL_KEY, REJECTED_SCHEMA, DayPartition, row_schema
 from hostpms_pipeline.entities.spec import EntitySpec
+from hostpms_pipeline.gdpr import suppression
 from hostpms_pipeline.lake import parquet_store, raw_integrity
 from hostpms_pipeline.lake.parquet_delta import ParquetDelta
 from hostpms_pipeline.lake.storage import ObjectStore
@@ -40,6 +41,9 @@ class RawBatch:
     locations: list[str]
     records: pa.Table
     left_pending: int = 0  # files left for a later run (over the per-run record budget)
+    # The GDPR erasure epoch when the files were read: a load commits only if it has not
+    # moved since (an erasure redacted the raw store meanwhile; docs/gdpr.md).
+    read_epoch: int | None = None
 
     @property
     def record_count(self) -> int:
@@ -53,6 +57,7 @@ class MappedBatch:
     raw_count: int
     rows: pa.Table
     rejected: pa.Table
+    read_epoch: int | None = None
 
     def unknown_values(self) -> dict[str, dict[str, int]]:
         """Per mapped field, how often each unmapped original value occurred."""
@@ -69,6 +74,7 @@ class LoadResult:
     rejected_written: int
     files_processed: int
     touched_partitions: set[DayPartition] = field(default_factory=set)
+    deferred: bool = False  # an erasure ran since the files were read: they stay pending
 
 
 def read_pending(
@@ -80,6 +86,7 @@ def read_pending(
 ) -> RawBatch:
     """Pending raw files of the entity, the oldest first and about ``max_records`` records
     at most, so one run's memory stays bounded however many files wait."""
+    epoch = suppression.epoch(conn)
     locations, left = ledger.pending_within_budget(
         conn, max_records, property_id=property_id, collection=spec.collection
     )
@@ -88,6 +95,7 @@ def read_pending(
     locations, records = raw_integrity.read_checked(store, conn, locations, read)
     batch = RawBatch(spec, locations, records)
     batch.left_pending = left
+    batch.read_epoch = epoch
     return batch
 
 
@@ -107,7 +115,7 @@ def map_batch(
 ) -> MappedBatch:
     moment = synced_at or datetime.now(UTC)
     rows, rejected = transform.to_rows(raw.spec, raw.records, tables, moment)
-    return MappedBatch(raw.spec, raw.locations, raw.record_count, rows, rejected)
+    return MappedBatch(raw.spec, raw.locations, raw.record_count, rows, rejected, raw.read_epoch)
 
 
 def deduplicate(batch: MappedBatch) -> MappedBatch:
@@ -124,6 +132,10 @@ def load_postgres(
     """
     spec = batch.spec
     with conn.transaction():
+        if batch.read_epoch is not None:
+            entity_store.lock_properties(conn, spec, pc.unique(batch.rows["hotel_id"]).to_pylist())
+            if suppression.epoch(conn) != batch.read_epoch:
+                return LoadResult(_NOTHING, 0, 0, deferred=True)
         stats = entity_store.upsert(conn, spec, batch.rows, keep_written=delta is not None)
         rejected = entity_store.insert_rejected(conn, batch.rejected)
         ledger.mark_processed(conn, batch.locations)
@@ -133,6 +145,9 @@ def load_postgres(
         delta.add(stats)
         stats = replace(stats, written=None)  # the delta holds them now, on disk
     return LoadResult(stats, rejected, len(batch.locations), set(stats.touched_partitions))
+
+
+_NOTHING = entity_store.UpsertStats(0, 0, 0, 0, frozenset())
 
 
 @dataclass
@@ -235,6 +250,7 @@ def process_pending(
     def prepare(chunk: list[str]) -> MappedBatch:
         with stage("read"):
             raw = read_files(spec, store, chunk)
+            raw.read_epoch = epoch
         with stage("map"):
             mapped = map_batch(raw, tables)
         with stage("deduplicate"):
@@ -254,6 +270,7 @@ def process_pending(
             preparer.shutdown(cancel_futures=True)
 
     with conn.transaction():  # committed now, so each chunk's load below commits on its own
+        epoch = suppression.epoch(conn)
         locations = ledger.pending_files(conn, property_id=property_id, collection=spec.collection)
     chunks = _chunks(locations, files_per_chunk)
     results = []

@@ -238,6 +238,12 @@ def _state_hashes(spec: EntitySpec, columns: Columns) -> pa.Array:
     return _hex_strings(octets)
 
 
+def state_hashes(spec: EntitySpec, rows: pa.Table) -> pa.Array:
+    """The state hash of stored rows (``row_schema(spec)``), as a load computes it (GDPR
+    erasure recomputes it after emptying personal columns, so a replay stays unchanged)."""
+    return _state_hashes(spec, {name: rows[name] for name in state_columns(spec)})
+
+
 # --- Rows --------------------------------------------------------------------------------
 
 

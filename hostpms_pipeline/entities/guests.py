@@ -13,6 +13,7 @@ from hostpms_pipeline.entities.spec import (
     Check,
     Column,
     EntitySpec,
+    Identifier,
     Parsed,
     Phone,
     Reject,
@@ -71,6 +72,13 @@ GUESTS = EntitySpec(
         ),
     ),
     guest_key="external_id",
+    identifiers=(
+        Identifier("guest_id", "guest_id", column="external_id"),
+        Identifier("email", "email", column="email"),
+        Identifier("phone", "phone", column="phone"),
+        Identifier("nif", "nif", column="nif"),
+    ),
+    erasure="delete",  # the row is the person's profile
     events=contract.events_of("guests"),
     preview=(
         "external_id",

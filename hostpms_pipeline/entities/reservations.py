@@ -22,6 +22,7 @@ from hostpms_pipeline.entities.spec import (
     DaysBetween,
     DaysCheck,
     EntitySpec,
+    Identifier,
     IvaCheck,
     Missing,
     Negative,
@@ -167,6 +168,15 @@ RESERVATIONS = EntitySpec(
         ),
     ),
     guest_key="guest_email",
+    # The reservation's guest: matched and redacted on these (NIF and guest id are read for
+    # that alone: bookings store neither, nor the free-text special requests).
+    identifiers=(
+        Identifier("email", "guest.email", column="guest_email"),
+        Identifier("phone", "guest.phone", column="guest_phone"),
+        Identifier("nif", "guest.nif"),
+        Identifier("guest_id", "guest.guest_id"),
+    ),
+    personal_fields=("special_requests",),
     events=contract.events_of("reservations"),
     preview=(
         "external_id",

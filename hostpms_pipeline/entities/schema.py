@@ -61,6 +61,21 @@ def row_schema(spec: EntitySpec) -> pa.Schema:
     return pa.schema([*KEY_FIELDS, *own, *BOOKKEEPING_FIELDS])
 
 
+# Parquet's stand-in for a person (GDPR): the keyed hash of the spec's guest_key column.
+GUEST_KEY = "guest_key"
+
+
+@cache
+def parquet_schema(spec: EntitySpec) -> pa.Schema:
+    """A Parquet dataset's rows: the row's columns less the personal ones, plus a pseudonymous
+    ``guest_key`` after the key when the spec names a guest key. PostgreSQL keeps the clear values."""
+    personal = set(spec.personal_columns)
+    fields = [field for field in row_schema(spec) if field.name not in personal]
+    if spec.guest_key is not None:
+        fields.insert(len(KEY_FIELDS), pa.field(GUEST_KEY, pa.string()))
+    return pa.schema(fields)
+
+
 @cache
 def state_columns(spec: EntitySpec) -> tuple[str, ...]:
     return tuple(name for name in row_schema(spec).names if name not in NOT_STATE)

@@ -295,6 +295,31 @@ def _fields_of_condition(condition: Condition) -> list[RawField]:
     return [RawField(path) for path in paths]
 
 
+# --- Personal data (GDPR) ---------------------------------------------------------------
+
+# What kind of identifier names a person: what the suppression list hashes and an erasure
+# matches on (normalised first: see ``hostpms_pipeline.gdpr.keys``).
+IdentifierKind = Literal["email", "nif", "phone", "guest_id"]
+IDENTIFIER_KINDS: tuple[IdentifierKind, ...] = ("email", "nif", "phone", "guest_id")
+
+
+@dataclass(frozen=True)
+class Identifier:
+    """A field of the record that identifies its person, and the table column holding it (if any).
+
+    ``guest_id`` identifiers are scoped by the property (a HostPMS guest id is per hotel).
+    """
+
+    kind: IdentifierKind
+    field: str  # raw path
+    column: str | None = None  # the stored column (as received, or normalised like phones)
+
+
+# What an erasure does to a stored row of the person: empty its personal columns (the row's
+# non-personal facts stay), or delete the row (the row *is* the person, e.g. a guest profile).
+ErasureAction = Literal["redact", "delete"]
+
+
 # --- The entity ------------------------------------------------------------------------
 
 
@@ -315,6 +340,12 @@ class EntitySpec:
     preview: tuple[str, ...] = ()  # columns shown in the UI (never personal data)
     description: str = ""
     fields: tuple[RawField, ...] = ()  # fields read beyond those the columns and rejects name
+    # GDPR: the fields that identify the record's person, raw fields holding personal data
+    # that no column stores (redacted in the raw store all the same), and what an erasure
+    # does to a matching row.
+    identifiers: tuple[Identifier, ...] = ()
+    personal_fields: tuple[str, ...] = ()
+    erasure: ErasureAction = "redact"
 
     @property
     def raw_fields(self) -> tuple[RawField, ...]:
@@ -334,6 +365,25 @@ class EntitySpec:
     @property
     def personal_columns(self) -> tuple[str, ...]:
         return tuple(column.name for column in self.columns if column.personal)
+
+    @property
+    def redacted_fields(self) -> tuple[str, ...]:
+        """Every raw field emptied when a record is redacted: those the personal columns are
+        made from, the identifying ones and the other personal fields."""
+        paths: list[str] = []
+        for column in self.columns:
+            if column.personal:
+                paths += [raw.path for raw in _fields_of_value(column.value)]
+        paths += [identifier.field for identifier in self.identifiers]
+        paths += list(self.personal_fields)
+        return tuple(dict.fromkeys(path for path in paths if path != self.id_field))
+
+    @property
+    def guest_key_kind(self) -> IdentifierKind | None:
+        """The kind of identifier ``guest_key`` holds (its pseudonymous key's input)."""
+        if self.guest_key is None:
+            return None
+        return next(i.kind for i in self.identifiers if i.column == self.guest_key)
 
     def column(self, name: str) -> Column:
         return next(column for column in self.columns if column.name == name)

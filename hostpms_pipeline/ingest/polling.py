@@ -8,6 +8,7 @@ between the two re-fetches that page on the next run; dedup absorbs the repeat.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
@@ -18,7 +19,9 @@ import orjson
 import psycopg
 
 from hostpms_pipeline import stopping
+from hostpms_pipeline.entities import BY_COLLECTION
 from hostpms_pipeline.entities.schema import SOURCE
+from hostpms_pipeline.gdpr.redaction import LandingGuard
 from hostpms_pipeline.hostpms import contract
 from hostpms_pipeline.hostpms.client import FetchedPage, HostPMSClient
 from hostpms_pipeline.lake import raw_integrity
@@ -69,24 +72,35 @@ def serialize_page(page: FetchedPage) -> bytes:
     )
 
 
-def land_page(store: ObjectStore, page: FetchedPage) -> str:
+@dataclass(frozen=True)
+class LandedFile:
+    """A page as it was stored: where, its bytes, and its records (redacted ones included)."""
+
+    location: str
+    body: bytes
+    page: FetchedPage
+
+
+def land_page(store: ObjectStore, page: FetchedPage) -> LandedFile:
     key = polling_key(page.property_id, page.collection, page.received_at)
-    return store.put(key, serialize_page(page))
+    body = serialize_page(page)
+    return LandedFile(store.put(key, body), body, page)
 
 
-def _record_landed(conn: psycopg.Connection, page: FetchedPage, location: str | None) -> None:
-    if location is None:
+def _record_landed(conn: psycopg.Connection, landed: LandedFile | None) -> None:
+    if landed is None:
         return
+    page = landed.page
     ledger.record_landed_file(
         conn,
-        location=location,
+        location=landed.location,
         property_id=page.property_id,
         kind="polling",
         collection=page.collection,
         record_count=len(page.records),
         landed_at=page.received_at,
     )
-    raw_integrity.record_landed(conn, location, serialize_page(page), page.records)
+    raw_integrity.record_landed(conn, landed.location, landed.body, page.records)
 
 
 def sync_incremental(
@@ -111,11 +125,11 @@ def sync_incremental(
         updated_since=query_since,
         cursor=checkpoint.cursor if checkpoint else None,
     )
-    for page, location in _land_each(store, pages, progress):
-        result.add(page, location)
+    for page, landed in _land_each(store, pages, progress, LandingGuard(connect, source="polling")):
+        result.add(page, landed.location if landed else None)
         last_page = page.next_cursor is None
         with connect() as conn, conn.transaction():
-            _record_landed(conn, page, location)
+            _record_landed(conn, landed)
             # While paging, keep the pass's starting point and remember the cursor;
             # once the last page has landed, move the starting point to the newest record.
             new_since = _later(stored_since, result.watermark) if last_page else stored_since
@@ -141,26 +155,38 @@ def sync_window(
     pages = client.iter_pages(
         property_id, collection, updated_since=window_start, updated_before=window_end
     )
-    for page, location in _land_each(store, pages, progress):
-        result.add(page, location)
+    for page, landed in _land_each(store, pages, progress, LandingGuard(connect, source="polling")):
+        result.add(page, landed.location if landed else None)
         with connect() as conn, conn.transaction():
-            _record_landed(conn, page, location)
+            _record_landed(conn, landed)
     return result
 
 
 def _land_each(
-    store: ObjectStore, pages: Iterator[FetchedPage], progress: Progress | None
-) -> Iterator[tuple[FetchedPage, str | None]]:
+    store: ObjectStore,
+    pages: Iterator[FetchedPage],
+    progress: Progress | None,
+    guard: LandingGuard,
+) -> Iterator[tuple[FetchedPage, LandedFile | None]]:
     """Land every page that holds records; an empty last page only ends the pass.
 
+    Records of erased persons (the GDPR suppression list) are redacted before the page lands.
     A stop asked of the process abandons the page just fetched (its checkpoint unmoved).
     """
     for page in pages:
         stopping.check()
-        location = land_page(store, page) if page.records else None
+        landed_file = None
+        if page.records:
+            with guard.landing() as landing:
+                spec = BY_COLLECTION[page.collection]
+                records = landing.redact(spec, page.records, page.property_id)
+                landed = (
+                    page if records is page.records else dataclasses.replace(page, records=records)
+                )
+                landed_file = land_page(store, landed)
         if progress:
             progress(page)
-        yield page, location
+        yield page, landed_file
 
 
 def _later(a: datetime | None, b: datetime | None) -> datetime | None:

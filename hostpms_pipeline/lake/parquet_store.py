@@ -11,7 +11,9 @@ partition ``year=__HIVE_DEFAULT_PARTITION__/month=.../day=...``, which readers
 turn back into nulls; its partition key is ``None``.
 
 Each partition is one file with a fixed name holding the row columns minus
-``source`` (a partition column, given back on read). A partition is replaced as
+``source`` (a partition column, given back on read) and minus the personal columns:
+a pseudonymous ``guest_key`` (keyed hash, ``gdpr.keys``) stands in for the person, so
+no Parquet file holds clear personal data (``entities.schema.parquet_schema``). A partition is replaced as
 a whole: the new file lands under the final name in one step (a rename on a
 local folder; on S3 an object only appears once its upload completes), then any
 other file in the partition is deleted, so a reader sees the old or the new
@@ -43,16 +45,18 @@ import pyarrow.parquet as pq
 from pyarrow.fs import FileSelector, FileSystem, FileType, LocalFileSystem, S3FileSystem
 
 from hostpms_pipeline.entities.schema import (
+    GUEST_KEY,
     SOURCE,
     DayPartition,
     day_partition,
     day_runs,
     dictionary_columns,
     first_of_each_id,
+    parquet_schema,
     partition_days,
-    row_schema,
 )
 from hostpms_pipeline.entities.spec import EntitySpec
+from hostpms_pipeline.gdpr.keys import current_hasher, guest_keys
 
 FILE_NAME = "part-0.parquet"
 NULL_PARTITION = "__HIVE_DEFAULT_PARTITION__"
@@ -74,8 +78,8 @@ class DatasetSummary:
 
 @cache
 def file_schema(spec: EntitySpec) -> pa.Schema:
-    """A partition file's columns: the row's, less ``source`` (a partition column, given back on read)."""
-    schema = row_schema(spec)
+    """A partition file's columns: the dataset's, less ``source`` (a partition column, given back on read)."""
+    schema = parquet_schema(spec)
     return schema.remove(schema.get_field_index("source"))
 
 
@@ -109,7 +113,7 @@ def replace_partitions(
     A listed partition without rows is removed; partitions not listed are never
     touched. Every row must fall in a listed partition.
     """
-    rows = _conform(spec, rows)
+    rows = dataset_rows(spec, rows)
     stray = touched_partitions(spec, rows) - set(partitions)
     if stray:
         raise ValueError(
@@ -136,7 +140,7 @@ def merge_partitions(
     export that came first is kept), in the same order a rewrite from PostgreSQL
     gives. The caller vouches that nothing else changed these partitions' rows.
     """
-    written = _conform(spec, written)
+    written = dataset_rows(spec, written)
     if stray := touched_partitions(spec, written) - set(partitions):
         raise ValueError(
             f"{len(stray)} partition(s) of the given rows are not in the list to merge"
@@ -230,8 +234,8 @@ def _micros(moments: pa.ChunkedArray) -> np.ndarray:
 def read_rows(
     processed_url: str, spec: EntitySpec, columns: Sequence[str] | None = None
 ) -> pa.Table:
-    """Every row in the entity's dataset, with the row columns and their types."""
-    schema = row_schema(spec)
+    """Every row in the entity's dataset, with the dataset's columns (``parquet_schema``)."""
+    schema = parquet_schema(spec)
     names = list(columns or schema.names)
     target = pa.schema([schema.field(name) for name in names])
     dataset = _dataset(processed_url, spec)
@@ -266,9 +270,12 @@ def _aws_variable(*names: str) -> str | None:
     return next((os.environ[name] for name in names if os.environ.get(name)), None)
 
 
-def _conform(spec: EntitySpec, rows: pa.Table) -> pa.Table:
-    """The row columns in schema order and types; one source, the layout's."""
-    schema = row_schema(spec)
+def dataset_rows(spec: EntitySpec, rows: pa.Table) -> pa.Table:
+    """The dataset's columns in schema order and types (stored rows are pseudonymised here:
+    personal columns dropped, ``guest_key`` added); one source, the layout's."""
+    schema = parquet_schema(spec)
+    if spec.guest_key is not None and GUEST_KEY not in rows.column_names:
+        rows = rows.append_column(GUEST_KEY, guest_keys(spec, rows, current_hasher()))
     rows = rows.select(schema.names).cast(schema)
     if not pc.all(pc.equal(rows["source"], SOURCE), min_count=0).as_py():
         raise ValueError(f"the {spec.table} dataset only holds source {SOURCE!r}")

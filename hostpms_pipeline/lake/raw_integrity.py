@@ -59,6 +59,16 @@ def record_landed(conn: psycopg.Connection, location: str, body: bytes, records:
     )
 
 
+def record_rewritten(conn: psycopg.Connection, files: dict[str, bytes]) -> None:
+    """New size and digest for files rewritten on purpose (a GDPR erasure's redacted copies),
+    so reading them is not taken for damage. Files landed without a digest keep none."""
+    for location, body in files.items():
+        conn.execute(
+            "UPDATE raw_file_digests SET size_bytes = %s, sha256 = %s WHERE location = %s",
+            (len(body), digest(body), location),
+        )
+
+
 def read_checked(
     store: ObjectStore,
     conn: psycopg.Connection,

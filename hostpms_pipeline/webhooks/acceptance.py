@@ -8,6 +8,7 @@ answered before the event is durably in the raw store.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -15,6 +16,8 @@ from datetime import UTC, datetime
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from hostpms_pipeline.entities import BY_COLLECTION
+from hostpms_pipeline.gdpr.redaction import LandingGuard
 from hostpms_pipeline.hostpms.credentials import MissingSecret
 from hostpms_pipeline.lake.storage import ObjectStore, StorageError
 from hostpms_pipeline.webhooks import verification
@@ -65,6 +68,8 @@ class WebhookAcceptor:
     clock: Clock = field(default=_utc_now)
     # EventBridge when HOSTPMS_EVENT_BUS is set; None sends nothing.
     events: EventPublisher | None = field(default_factory=open_event_publisher)
+    # Redacts erased persons before the event lands (GDPR suppression list); ``build_app`` sets it.
+    landing_guard: LandingGuard | None = None
 
     def accept(self, delivery: Delivery) -> Acceptance:
         """Land a verified event once; raises :class:`Refusal` for anything else."""
@@ -101,7 +106,7 @@ class WebhookAcceptor:
         if claim.state is ClaimState.DUPLICATE:
             return Acceptance(Outcome.DUPLICATE, event.id)
         try:
-            location = land_event(self.store, verified, now)
+            location = self._land(verified, now)
         except StorageError as error:
             log.warning("webhook event %s not landed: %s", event.id, error)
             self._release(claim)
@@ -117,6 +122,16 @@ class WebhookAcceptor:
         if self.events is not None:
             self.events.announce(verified, location, now)  # best effort, never raises
         return Acceptance(Outcome.ACCEPTED, event.id, location)
+
+    def _land(self, verified: VerifiedEvent, now: datetime) -> str:
+        if self.landing_guard is None:
+            return land_event(self.store, verified, now)
+        with self.landing_guard.landing() as landing:
+            spec = BY_COLLECTION[verified.collection]
+            records = landing.redact(spec, [verified.record], verified.event.property_id)
+            if records != [verified.record]:
+                verified = dataclasses.replace(verified, record=records[0] if records else None)
+            return land_event(self.store, verified, now)
 
     def _claim(self, event: EventRef, now: datetime) -> Claim:
         try:

@@ -29,7 +29,8 @@ def serialize_event(verified: VerifiedEvent, received_at: datetime) -> bytes:
             "event_id": event.id,
             "event_type": event.type,
             "event_created_at": contract.format_timestamp(event.created_at),
-            "data": [verified.record],
+            # No record when a redaction dropped it (an erased guest's profile; docs/gdpr.md).
+            "data": [verified.record] if verified.record is not None else [],
         }
     )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -10,13 +11,16 @@ import uvicorn
 from starlette.applications import Starlette
 from uvicorn.config import LOGGING_CONFIG
 
+from hostpms_pipeline.gdpr.redaction import LandingGuard
 from hostpms_pipeline.hostpms.credentials import MissingSecret, SecretProvider
 from hostpms_pipeline.lake.storage import open_store
 from hostpms_pipeline.settings import Settings, get_settings
+from hostpms_pipeline.warehouse import database
 from hostpms_pipeline.webhooks.acceptance import SecretLookup, WebhookAcceptor
-from hostpms_pipeline.webhooks.idempotency import open_idempotency_store
+from hostpms_pipeline.webhooks.idempotency import open_idempotency_store, postgres_pool
 from hostpms_pipeline.webhooks.receiver import create_app
 
+log = logging.getLogger(__name__)
 APP_FACTORY = "hostpms_pipeline.webhooks.server:build_app"
 SHUTDOWN_GRACE_SECONDS = 5
 
@@ -34,12 +38,27 @@ def secret_lookup(settings: Settings, provider: SecretProvider) -> SecretLookup:
     return secrets_of
 
 
+def landing_guard(settings: Settings) -> LandingGuard | None:
+    """Redaction of erased persons before landing, against the suppression list in PostgreSQL.
+
+    None (with a warning) for a receiver configured without PostgreSQL (DynamoDB idempotency
+    and no ``HOSTPMS_DATABASE_URL``): it cannot read the suppression list (docs/gdpr.md).
+    """
+    if settings.idempotency_table and settings.database_url is None:
+        log.warning("no HOSTPMS_DATABASE_URL: webhooks land without GDPR suppression")
+        return None
+    url = database.database_url(settings)
+    database.migrate(url, settings.db_schema)
+    return LandingGuard(postgres_pool(url, settings.db_schema).connection, settings, "webhook")
+
+
 def build_app(settings: Settings | None = None) -> Starlette:
     settings = settings or get_settings()
     acceptor = WebhookAcceptor(
         secrets=secret_lookup(settings, SecretProvider(settings)),
         store=open_store(settings.resolved_raw_url),
         idempotency=open_idempotency_store(settings),
+        landing_guard=landing_guard(settings),
     )
     return create_app(acceptor)
 
