@@ -138,7 +138,9 @@ def _days(values: Any) -> Any:
     return utc_dates(values).cast(pa.int32())
 
 
-def _value(column: Column, raw: pa.Table, done: Columns, tables: MappingTables) -> Any:
+def _value(
+    spec: EntitySpec, column: Column, raw: pa.Table, done: Columns, tables: MappingTables
+) -> Any:
     """The column's values for the records of ``raw`` (``done``: the columns made before it)."""
     hotels = done["hotel_id"]
     match column.value:
@@ -153,7 +155,11 @@ def _value(column: Column, raw: pa.Table, done: Columns, tables: MappingTables) 
         case Phone(path):
             return identifiers.phones(raw[path], hotels)
         case Valid(of, "phone"):
-            return identifiers.phones_valid(done[of], hotels)
+            # A phone column's own text, as received: parsed once already (cached), where
+            # its E.164 form would be parsed again.
+            source = spec.column(of).value
+            texts = raw[source.path] if isinstance(source, Phone) else done[of]
+            return identifiers.phones_valid(texts, hotels)
         case Valid(of, "tax_id", country):
             return identifiers.tax_ids_valid(done[of], done[country] if country else None, hotels)
         case Valid(of, "document", _, document_type):
@@ -261,7 +267,7 @@ def _row_columns(
         if isinstance(column.value, Parsed):
             columns[column.name] = parsed[column.name]
         else:
-            columns[column.name] = _value(column, raw, columns, tables)
+            columns[column.name] = _value(spec, column, raw, columns, tables)
     columns.update(
         {
             "source_updated_at": parsed["source_updated_at"],
