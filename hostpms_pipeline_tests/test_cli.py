@@ -1,43 +1,28 @@
 """The ``hostpms`` command, run as a user runs it: a subprocess with environment variables."""
 
-import os
 import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import httpx
 import psycopg
 import pytest
 from psycopg import sql
 
-from hostpms_pipeline.settings import SIMULATOR_CLIENT_ID, SIMULATOR_CLIENT_SECRET
+from hostpms_pipeline.settings import SIMULATOR_CLIENT_SECRET
+from hostpms_pipeline_tests.fixtures.cli import hostpms_command
 
 
 @pytest.fixture
-def environment(running_simulator, pg_url, pg_schema, tmp_path):
-    return {
-        **os.environ,
-        "HOSTPMS_API_BASE_URL": running_simulator.base_url,
-        "HOSTPMS_CLIENT_ID": SIMULATOR_CLIENT_ID,
-        "HOSTPMS_CLIENT_SECRET": SIMULATOR_CLIENT_SECRET,
-        "HOSTPMS_DATABASE_URL": pg_url,
-        "HOSTPMS_DB_SCHEMA": pg_schema,
-        "HOSTPMS_HOME": str(tmp_path / "home"),
-        "DAGSTER_HOME": str(_dagster_home(tmp_path)),
-    }
-
-
-def _dagster_home(tmp_path: Path) -> Path:
-    home = tmp_path / "dagster"
-    home.mkdir()
-    return home
+def environment(cli_env):
+    return cli_env
 
 
 def hostpms(*args: str, env: dict) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "hostpms_pipeline.cli", *args]
-    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        hostpms_command(*args), env=env, capture_output=True, text=True, timeout=300
+    )
 
 
 def count_bookings(pg_url: str, schema: str) -> dict[str, int]:

@@ -45,17 +45,10 @@ def test_embedded_simulator_serves_only_its_configured_properties(tmp_path):
         import httpx
 
         from hostpms_pipeline.hostpms import contract
-        from hostpms_pipeline.settings import SIMULATOR_CLIENT_ID, SIMULATOR_CLIENT_SECRET
+        from hostpms_pipeline_tests.fixtures.simulator import simulator_token
 
         with httpx.Client(base_url=running.base_url) as api:
-            token = api.post(
-                contract.TOKEN_PATH,
-                json={
-                    "grant_type": "client_credentials",
-                    "client_id": SIMULATOR_CLIENT_ID,
-                    "client_secret": SIMULATOR_CLIENT_SECRET,
-                },
-            ).json()["access_token"]
+            token = simulator_token(api)
             answer = api.get(
                 contract.collection_path("PT-NOPE-999", "reservations"),
                 headers={"Authorization": f"Bearer {token}"},
