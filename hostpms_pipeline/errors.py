@@ -36,6 +36,7 @@ from hostpms_pipeline.hostpms.client import (
 from hostpms_pipeline.hostpms.credentials import MissingSecret
 from hostpms_pipeline.lake.storage import StorageError
 from hostpms_pipeline.property_ids import InvalidPropertyId
+from hostpms_pipeline.settings import Settings
 
 # Retries: the first waits this long, each next one twice as long, all within the budget.
 RETRY_BASE_DELAY_SECONDS = 60.0
@@ -118,6 +119,18 @@ def classify(
         if problem is not None:
             return problem
     return Problem(f"unexpected error ({type(error).__name__})", transient=True)
+
+
+def classify_for(error: BaseException, settings: Settings) -> Problem:
+    """:func:`classify` with what ``settings`` point at (to name the part that failed)."""
+    database_url = settings.database_url.get_secret_value() if settings.database_url else None
+    stores = {
+        settings.resolved_raw_url: ("the raw store", "HOSTPMS_RAW_URL"),
+        settings.resolved_processed_url: ("the processed store", "HOSTPMS_PROCESSED_URL"),
+    }
+    return classify(
+        error, database_url=database_url, api_base_url=settings.api_base_url, stores=stores
+    )
 
 
 def _chain(error: BaseException):

@@ -132,6 +132,11 @@ def test_resync_rereads_the_whole_history_and_changes_nothing(environment, pg_ur
     incremental = hostpms("sync", env=env)
     resync = hostpms("resync", "ES-MAD-001", env=env)
     assert resync.returncode == 0, resync.stderr
-    polled = lambda done: int(done.stdout.split("reservations: ")[1].split(" polled")[0])  # noqa: E731
-    assert polled(resync) == before["ES-MAD-001"] > polled(incremental)
+    assert _polled(resync) == before["ES-MAD-001"] > _polled(incremental)
     assert count_bookings(pg_url, pg_schema) == before
+
+
+def _polled(done) -> int:
+    """Reservations polled, from the property's summary line (after the progress lines)."""
+    [summary] = [line for line in done.stdout.splitlines() if " polled" in line]
+    return int(summary.split("reservations: ")[1].split(" polled")[0])

@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 
 import pytest
-from dagster import DagsterInstance
 
 from hostpms_pipeline_tests.fixtures.cli import hostpms_command, run_hostpms
 from hostpms_pipeline_tests.test_cli import _free_port, _get_when_up, count_bookings
@@ -42,15 +41,6 @@ def stop(process: subprocess.Popen, signo: int) -> tuple[int, float]:
     return code, time.monotonic() - sent
 
 
-def runs_by_status(dagster_home: str) -> dict[str, list[str]]:
-    with DagsterInstance.from_config(dagster_home) as instance:
-        runs = instance.get_runs()
-    statuses: dict[str, list[str]] = {}
-    for run in runs:
-        statuses.setdefault(run.status.value, []).append(run.run_id)
-    return statuses
-
-
 @pytest.fixture
 def broken_raw_store(tmp_path: Path) -> Path:
     raw = tmp_path / "broken-raw"
@@ -70,7 +60,7 @@ def test_a_signal_during_a_retry_wait_stops_the_sync_at_once(
     }
     log = tmp_path / "sync.log"
     process = start(env, log, "sync")
-    wait_for_line(log, "retry 1 of 3", process)  # asleep in Dagster's 60 s retry wait
+    wait_for_line(log, "retry 1 of 3", process)  # asleep in the 60 s retry wait
     exit_code, took = stop(process, signo)
     output = log.read_text()
     assert exit_code == code, output
@@ -78,7 +68,6 @@ def test_a_signal_during_a_retry_wait_stops_the_sync_at_once(
     assert f"interrupted by {signal.Signals(signo).name}" in output
     assert "ES-MAD-001: syncing" not in output  # the next property is not started
     assert "Traceback" not in output
-    assert list(runs_by_status(env["DAGSTER_HOME"])) == ["FAILURE"]
 
 
 def test_sigterm_mid_polling_stops_at_once_and_the_next_sync_loses_nothing(
@@ -92,39 +81,17 @@ def test_sigterm_mid_polling_stops_at_once_and_the_next_sync_loses_nothing(
     }
     log = tmp_path / "sync.log"
     process = start(slow, log, "sync")
-    wait_for_line(log, "PT-LIS-001: landed a page", process)
+    wait_for_line(log, "PT-LIS-001: reservations: polling", process)
     exit_code, took = stop(process, signal.SIGTERM)
     output = log.read_text()
     assert (exit_code, took < STOP_WITHIN_SECONDS) == (143, True), output
     assert "ES-MAD-001: syncing" not in output
-    assert "STARTED" not in runs_by_status(slow["DAGSTER_HOME"])
 
     done, _ = run_hostpms("sync", env={**cli_env, "HOSTPMS_PROPERTY_IDS": "PT-LIS-001"})
     assert done.returncode == 0, done.stdout + done.stderr
     assert count_bookings(pg_url, pg_schema) == {
         "PT-LIS-001": len(visible_reservations(running_simulator, "PT-LIS-001"))
     }
-
-
-def test_a_run_left_started_by_a_killed_sync_is_marked_failed_by_the_next_one(cli_env, tmp_path):
-    slow = {
-        **cli_env,
-        "HOSTPMS_PROPERTY_IDS": "PT-LIS-001",
-        "HOSTPMS_PAGE_LIMIT": "10",
-        "HOSTPMS_RATE_LIMIT_PER_MINUTE": "60",
-    }
-    log = tmp_path / "sync.log"
-    process = start(slow, log, "sync")
-    wait_for_line(log, "PT-LIS-001: landed a page", process)
-    process.kill()  # SIGKILL: nothing runs on the way out
-    process.wait(timeout=30)
-    [orphan] = runs_by_status(slow["DAGSTER_HOME"])["STARTED"]
-
-    done, _ = run_hostpms("sync", env={**cli_env, "HOSTPMS_PROPERTY_IDS": "PT-LIS-001"})
-    assert done.returncode == 0, done.stdout + done.stderr
-    statuses = runs_by_status(slow["DAGSTER_HOME"])
-    assert "STARTED" not in statuses
-    assert orphan in statuses["FAILURE"]
 
 
 @pytest.mark.parametrize(("signo", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])

@@ -15,10 +15,10 @@ import pytest
 from dagster import MultiPartitionsDefinition, StaticPartitionsDefinition
 
 from hostpms_pipeline.defs.assets import entity_assets
-from hostpms_pipeline.defs.checks import batch_rules
 from hostpms_pipeline.defs.keys import entity_keys
 from hostpms_pipeline.engine import pipeline, reading, transform
 from hostpms_pipeline.engine.mapping import load_mapping_tables
+from hostpms_pipeline.engine.quality import batch_rules
 from hostpms_pipeline.entities import ENTITIES, GUESTS, PAYMENTS, RESERVATIONS, ROOMS
 from hostpms_pipeline.entities.schema import REJECTED_SCHEMA, row_schema
 from hostpms_pipeline.entities.spec import (

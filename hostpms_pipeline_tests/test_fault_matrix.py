@@ -336,11 +336,11 @@ def test_crash_after_landing_before_the_checkpoint(env, fault_free):
     assert env.run(progress=after_pages(FAULT_AFTER_PAGES + 1, crash)) == {FIRST: Crash}
     landed_before_crash = env.landed_files(FIRST)
     assert len(landed_before_crash) == FAULT_AFTER_PAGES + 1
-    with env.connect() as conn:  # the page landed but was never recorded in the ledger
-        recorded = conn.execute(
+    with env.connect() as conn:  # the pages of the open group landed, never recorded in the ledger
+        [recorded] = conn.execute(
             "SELECT count(*) FROM raw_files WHERE property_id = %s", (FIRST,)
         ).fetchone()
-    assert recorded == (FAULT_AFTER_PAGES,)
+    assert recorded < len(landed_before_crash)
     env.finish()
     assert env.state() == fault_free
     assert_never_over_the_rate_limit(env.simulator)

@@ -136,7 +136,9 @@ def test_a_crashed_sync_resumes_from_its_checkpoint(running_simulator, tmp_path,
 
     with make_client(running_simulator.base_url, page_limit=20) as client:
         with pytest.raises(Crash):
-            sync_incremental(client, store, connect, PROPERTY, progress=crash_after_two_pages)
+            sync_incremental(
+                client, store, connect, PROPERTY, progress=crash_after_two_pages, commit_pages=1
+            )
         with connect() as conn:
             assert checkpoints.get_checkpoint(conn, PROPERTY, "reservations").cursor is not None
         resumed = sync_incremental(client, store, connect, PROPERTY)

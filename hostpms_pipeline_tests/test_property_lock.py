@@ -74,7 +74,7 @@ def test_a_second_hostpms_sync_skips_the_property_the_first_is_polling(
     log = tmp_path / "first.log"
     first = start(slow, log, "sync")
     try:
-        wait_for_line(log, f"{PROPERTY}: landed a page", first)
+        wait_for_line(log, f"{PROPERTY}: reservations: polling", first)
         second, took = run_hostpms("sync", env={**cli_env, "HOSTPMS_PROPERTY_IDS": PROPERTY})
     finally:
         stop(first, 15)  # SIGTERM
@@ -82,7 +82,7 @@ def test_a_second_hostpms_sync_skips_the_property_the_first_is_polling(
     assert f"{PROPERTY}: SKIPPED: another sync of {PROPERTY} is polling HostPMS" in second.stdout, (
         second.stdout + log.read_text()
     )
-    assert "landed a page" not in second.stdout + second.stderr
+    assert "polling..." not in second.stdout + second.stderr  # it polled nothing
     assert took < 30
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
@@ -126,16 +127,32 @@ def serve_webhooks(host: str, port: int, workers: int | None) -> None:
     callback=_check_property_ids,
     help="Only these properties (repeatable).",
 )
-def sync(property_ids: tuple[str, ...]) -> None:
-    """Poll every configured property and run the pipeline in-process. Exits 1 if any failed,
-    2 on a configuration error, 128 + N when stopped by signal N."""
+@click.option(
+    "--timings",
+    is_flag=True,
+    help="At the end, print the seconds spent per stage as one JSON line on stderr.",
+)
+def sync(property_ids: tuple[str, ...], timings: bool) -> None:
+    """Poll every configured property and load what changed into PostgreSQL and Parquet.
+    Exits 1 if any failed, 2 on a configuration error, 128 + N when stopped by signal N."""
     from hostpms_pipeline.cli.runner import sync_properties
+    from hostpms_pipeline.sync.stages import StageClock
 
     targets = property_ids or get_settings().property_ids
-    _dagster_home()
+    clock = StageClock()
+    clock.add("startup", _seconds_since_start())
     with _stoppable():
-        outcomes = sync_properties(targets, echo=click.echo)
+        outcomes = sync_properties(targets, echo=click.echo, clock=clock)
+    if timings:
+        clock.add("total", _seconds_since_start())
+        click.echo(f"timings {json.dumps(clock.rounded())}", err=True)
     _exit_for(outcomes, "sync")
+
+
+def _seconds_since_start() -> float:
+    import psutil
+
+    return time.time() - psutil.Process().create_time()
 
 
 @main.command()

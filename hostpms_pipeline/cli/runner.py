@@ -1,26 +1,30 @@
-"""Running the sync job in-process, for the command line (cron, scripts, the demo)."""
+"""Running the sync for the command line (cron, scripts, the demo), without a Dagster run.
+
+Each property is synced by ``sync.property_sync`` in this process: the same steps as
+the Dagster assets, streamed (see ``hostpms_pipeline/sync``). A property's failure never
+stops the others; errors that may heal are retried within ``HOSTPMS_MAX_RETRY_WAIT_SECONDS``.
+"""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import cache
 
-from dagster import DagsterInstance
-
-from hostpms_pipeline.cli import failures, signals
-from hostpms_pipeline.defs import build_definitions
-from hostpms_pipeline.defs.jobs import FULL_RESYNC_CONFIG
-from hostpms_pipeline.defs.keys import entity_keys
-from hostpms_pipeline.defs.partitions import live_partition_key
-from hostpms_pipeline.defs.schedules import PROPERTY_TAG
+from hostpms_pipeline import errors, stopping
+from hostpms_pipeline.cli import signals
 from hostpms_pipeline.entities import ENTITIES
+from hostpms_pipeline.lake import raw_integrity
 from hostpms_pipeline.settings import get_settings
+from hostpms_pipeline.sync.connections import Connections
+from hostpms_pipeline.sync.property_sync import sync_property
+from hostpms_pipeline.sync.stages import StageClock
 from hostpms_pipeline.warehouse import property_lock
 
 Echo = Callable[[str], None]
-# INFO shows the assets' own progress lines (a line per landed page); Dagster's
-# step-by-step events stay in the instance's event log.
-PROGRESS_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
+PROGRESS_EVERY_SECONDS = 5.0
 
 
 @dataclass
@@ -31,21 +35,32 @@ class SyncOutcome:
 
 
 def sync_properties(
-    property_ids: Iterable[str], echo: Echo, *, full_resync: bool = False
+    property_ids: Iterable[str],
+    echo: Echo,
+    *,
+    full_resync: bool = False,
+    clock: StageClock | None = None,
 ) -> list[SyncOutcome]:
-    """One job run per property; a property's failure never stops the others."""
-    defs = build_definitions(get_settings())
-    job = defs.resolve_job_def("hostpms_full_resync_job" if full_resync else "hostpms_sync_job")
-    run_config = {**PROGRESS_RUN_CONFIG, **(FULL_RESYNC_CONFIG if full_resync else {})}
-    instance = DagsterInstance.get()
-    signals.fail_orphaned_runs(instance)  # runs a killed CLI left STARTED
+    """Every property in turn; a property's failure never stops the others."""
+    settings = get_settings()
+    clock = clock or StageClock()
+    connections = Connections.from_settings(settings)
+
+    @cache
+    def tables():
+        from hostpms_pipeline.engine.mapping import load_mapping_tables
+
+        return load_mapping_tables(settings.mapping_file)
+
     outcomes = []
-    connect = property_lock.connect_from_settings(get_settings())
+    waited = [0.0]  # seconds of retry waits so far: the budget is the whole sync's
     for property_id in property_ids:
         echo(f"{property_id}: syncing...")
-        with property_lock.claim_for_cli(connect, property_id) as ours:
+        with property_lock.claim_for_cli(connections.connect, property_id) as ours:
             outcome = (
-                _sync_until_drained(job, instance, property_id, run_config, echo)
+                _sync_with_retries(
+                    connections, tables, property_id, full_resync, clock, echo, waited
+                )
                 if ours
                 else SyncOutcome(
                     property_id, True, f"SKIPPED: {property_lock.busy_line(property_id)}"
@@ -58,66 +73,89 @@ def sync_properties(
     return outcomes
 
 
-def _sync_until_drained(
-    job, instance, property_id: str, run_config: dict, echo: Echo
+def _sync_with_retries(
+    connections: Connections,
+    tables,
+    property_id: str,
+    full_resync: bool,
+    clock: StageClock,
+    echo: Echo,
+    waited: list[float],
 ) -> SyncOutcome:
-    """Runs for the property until no raw file is left pending (each run reads a bounded batch)."""
+    settings = connections.settings
+    budget = settings.max_retry_wait_seconds
+    retry = 0
     while True:
         try:
-            result = job.execute_in_process(
-                partition_key=live_partition_key(property_id),
-                instance=instance,
-                raise_on_error=False,
-                run_config=run_config,
-                tags={PROPERTY_TAG: property_id, **signals.run_tags()},
-            )
+            with connections.client(property_id) as client:
+                entities = sync_property(
+                    connections,
+                    client,
+                    property_id,
+                    tables,
+                    clock,
+                    full_resync=full_resync and retry == 0,
+                    page_seen=_progress_lines(property_id, echo),
+                )
+            with connections.connect() as conn:
+                for entry in raw_integrity.open_entries(conn, property_id):
+                    echo(raw_integrity.set_aside_line(entry))
+            return SyncOutcome(property_id, True, "; ".join(e.summary() for e in entities))
+        except (stopping.StopRequested, KeyboardInterrupt):
+            return SyncOutcome(property_id, False, _interrupted_line())
         except Exception as error:  # noqa: BLE001 - reported per property, then the next one
-            # One safe line: an error message may carry a URL with credentials.
-            return SyncOutcome(property_id, False, f"FAILED: {failures.exception_line(error)}")
-        if not result.success:
-            return SyncOutcome(property_id, False, failures.run_failure_line(result))
-        left = sum(
-            _metadata(result, entity_keys(spec).mapped).get("raw_files_left_pending", 0)
-            for spec in ENTITIES
-        )
-        if not left:
-            return SyncOutcome(property_id, True, _summarise(result))
-        if signals.received():  # stopped between two runs of the same property
-            return SyncOutcome(property_id, False, f"INTERRUPTED; {left} raw file(s) left pending")
-        echo(
-            f"{property_id}: {_summarise(result)}; {left} raw file(s) still pending, running again"
-        )
+            if signals.received():
+                return SyncOutcome(property_id, False, _interrupted_line())
+            problem = errors.classify_for(error, settings)
+            decision = errors.next_retry(problem, retry, budget)
+            if decision.wait is None or waited[0] + decision.wait > budget + 1e-6:
+                line = problem.message
+                if problem.transient and waited[0]:
+                    line += (
+                        f" (still failing after {waited[0]:.0f} s of retry waits; "
+                        "HOSTPMS_MAX_RETRY_WAIT_SECONDS bounds the wait)"
+                    )
+                return SyncOutcome(property_id, False, f"FAILED: {line}")
+            next_try = datetime.now().astimezone() + timedelta(seconds=decision.wait)
+            echo(
+                f"{property_id}: {problem.message}; retry {retry + 1} of {decision.retries} "
+                f"at {next_try:%H:%M:%S} (in {decision.wait:.0f} s)"
+            )
+            try:
+                time.sleep(decision.wait)  # a stop signal ends the wait (KeyboardInterrupt)
+            except KeyboardInterrupt:
+                return SyncOutcome(property_id, False, _interrupted_line())
+            waited[0] += decision.wait
+            retry += 1
 
 
-def _metadata(result, key) -> dict:
-    for materialization in result.asset_materializations_for_node(key.to_python_identifier()):
-        return {name: value.value for name, value in materialization.metadata.items()}
-    return {}
+def _interrupted_line() -> str:
+    by = f" by {signals.name()}" if signals.received() else ""
+    return f"INTERRUPTED{by} (checkpoints stay where the last landed pages left them)"
 
 
-def _materialization(result, key) -> dict:
-    """A multi-asset step's metadata for one of its assets."""
-    for event in result.all_events:
-        if event.is_step_materialization and event.asset_key == key:
-            return {name: value.value for name, value in event.materialization.metadata.items()}
-    return {}
+def _progress_lines(property_id: str, echo: Echo):
+    """A line per entity every few seconds while pages arrive: pages, records, rate."""
+    state = {"began": time.monotonic(), "said": time.monotonic(), "pages": 0, "records": 0}
 
+    def seen(spec, page) -> None:
+        if state.get("collection") != spec.collection:
+            began = time.monotonic()
+            state.update(collection=spec.collection, pages=0, records=0, began=began, said=began)
+        state["pages"] += 1
+        state["records"] += page.record_count
+        now = time.monotonic()
+        if state["pages"] == 1:
+            echo(f"{property_id}: {spec.collection}: polling...")
+        elif now - state["said"] >= PROGRESS_EVERY_SECONDS:
+            state["said"] = now
+            rate = state["records"] / max(now - state["began"], 1e-9)
+            echo(
+                f"{property_id}: {spec.collection}: {state['pages']} pages, "
+                f"{state['records']} records ({rate:,.0f}/s)"
+            )
 
-def _summarise(result) -> str:
-    """One clause per entity: polled, mapped, rejected, and what PostgreSQL took."""
-    parts = []
-    for spec in ENTITIES:
-        keys = entity_keys(spec)
-        raw = _metadata(result, keys.raw)
-        mapped = _metadata(result, keys.mapped)
-        loaded = _materialization(result, keys.table)
-        parts.append(
-            f"{spec.collection}: {raw.get('dagster/row_count', 0)} polled, "
-            f"{mapped.get('rows_in', 0)} raw → {mapped.get('dagster/row_count', 0)} rows, "
-            f"{mapped.get('rejected', 0)} rejected, {loaded.get('inserted', 0)} new, "
-            f"{loaded.get('versions_bumped', 0)} updated"
-        )
-    return "; ".join(parts)
+    return seen
 
 
 def print_summary(echo: Echo) -> None:
@@ -125,9 +163,9 @@ def print_summary(echo: Echo) -> None:
     from hostpms_pipeline.lake import parquet_store
     from hostpms_pipeline.warehouse import entity_store
 
-    resources = build_definitions(get_settings()).resources
-    processed = resources["processed_store"].url
-    with resources["postgres"].connect() as conn:
+    connections = Connections.from_settings(get_settings())
+    processed = connections.processed_url
+    with connections.connect() as conn:
         counts = {spec.table: entity_store.row_counts(conn, spec) for spec in ENTITIES}
     for spec in ENTITIES:
         echo(f"\n{spec.table.capitalize()} in PostgreSQL:")

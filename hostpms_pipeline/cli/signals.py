@@ -2,10 +2,10 @@
 
 How a stop travels
 ------------------
-``hostpms sync`` runs Dagster in-process. During a run Dagster owns SIGINT and SIGTERM:
-it notes the signal and raises ``DagsterExecutionInterruptedError`` inside the step's
-code at once, or at its next checkpoint otherwise, but it does not cut short its own
-retry wait (a plain ``time.sleep`` of up to minutes). So:
+Code that runs Dagster in-process (the demo's UI, tests) lets Dagster own SIGINT and
+SIGTERM during a run: it notes the signal and raises ``DagsterExecutionInterruptedError``
+inside the step's code at once, or at its next checkpoint otherwise, but it does not
+cut short its own retry wait (a plain ``time.sleep`` of up to minutes). So:
 
 - outside a run, our handler for both signals raises ``KeyboardInterrupt`` at once;
 - every signal Python handles is also written to a wake-up pipe; a watcher thread
@@ -15,32 +15,17 @@ retry wait (a plain ``time.sleep`` of up to minutes). So:
   retry wait ends and Dagster fails the run as interrupted;
 - :func:`received` tells the CLI to stop before the next property (or the next run
   of the same property) and which exit code to use (128 + the signal).
-
-Runs a killed process left behind
----------------------------------
-``kill -9`` leaves the in-process run STARTED in the Dagster instance, where the
-one-run-per-property limit would count it forever. Each run the CLI starts carries
-its process id and host (:func:`run_tags`); :func:`fail_orphaned_runs`, called when
-the CLI starts, marks failed every STARTED run whose process is gone. Runs launched
-by the daemon are covered by Dagster's run monitoring (``run_monitoring`` in
-``dagster.yaml``).
 """
 
 from __future__ import annotations
 
 import os
 import signal
-import socket
 import threading
 import time
 from collections.abc import Callable
 
-import psutil
-
 from hostpms_pipeline import stopping
-
-PID_TAG = "hostpms/cli_pid"
-HOST_TAG = "hostpms/cli_host"
 
 ESCALATE_AFTER_SECONDS = 2.0  # a stop signal not acted on by then is raised in the main thread
 ESCALATION_SIGNAL = signal.SIGUSR2
@@ -138,42 +123,3 @@ def _watch(read_end: int) -> None:
         return
     finally:
         os.close(read_end)
-
-
-# --- runs left STARTED -----------------------------------------------------------------------
-
-
-def run_tags() -> dict[str, str]:
-    return {PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()}
-
-
-def fail_orphaned_runs(instance) -> list[str]:
-    """Mark failed every STARTED/STARTING run of a CLI process on this host that is gone."""
-    from dagster import DagsterRunStatus, RunsFilter
-
-    host = socket.gethostname()
-    orphaned = []
-    runs = instance.get_runs(
-        filters=RunsFilter(
-            statuses=[DagsterRunStatus.STARTED, DagsterRunStatus.STARTING],
-            tags={HOST_TAG: host},
-        )
-    )
-    for run in runs:
-        pid = run.tags.get(PID_TAG, "")
-        if not pid.isdigit() or _alive(int(pid)):
-            continue
-        instance.report_run_failed(
-            run, f"the hostpms process {pid} that ran it ended without finishing it"
-        )
-        orphaned.append(run.run_id)
-    return orphaned
-
-
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False

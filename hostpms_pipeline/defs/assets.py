@@ -51,6 +51,7 @@ SYNC_RETRY_POLICY = sync_retry_policy()
 # pickled to the Dagster instance's storage (a sync job runs in one process).
 BATCH_IO_MANAGER = "batch_io_manager"
 PREVIEW_ROWS = 10
+PROGRESS_EVERY_SECONDS = 5.0
 
 
 def _preview(spec: EntitySpec, table: pa.Table) -> MetadataValue:
@@ -94,8 +95,18 @@ def entity_assets(
         scope = sync_scope(context.partition_key)
         started = time.monotonic()
 
+        landed = {"pages": 0, "records": 0, "said": 0.0}
+
         def progress(page: FetchedPage) -> None:
-            context.log.info(f"{scope.property_id}: landed a page of {len(page.records)} {what}")
+            # A line every few seconds: each one is an event in the instance's storage.
+            landed["pages"] += 1
+            landed["records"] += page.record_count
+            if time.monotonic() - landed["said"] >= PROGRESS_EVERY_SECONDS:
+                landed["said"] = time.monotonic()
+                context.log.info(
+                    f"{scope.property_id}: landed {landed['pages']} page(s), "
+                    f"{landed['records']} {what}"
+                )
 
         # Configuration errors fail at once in one line; transient ones retry, announced.
         with fail_or_retry(context, scope.property_id):

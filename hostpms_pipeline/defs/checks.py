@@ -8,8 +8,7 @@ in memory (its ``check_specs``); checks on the warehouse read PostgreSQL and
 Parquet themselves.
 """
 
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pyarrow as pa
@@ -28,7 +27,7 @@ from hostpms_pipeline.defs.keys import EntityKeys, entity_keys
 from hostpms_pipeline.defs.resources import ObjectStoreResource, PostgresResource
 from hostpms_pipeline.engine import pipeline, quality
 from hostpms_pipeline.entities import BY_COLLECTION
-from hostpms_pipeline.entities.spec import EntitySpec, Mapped
+from hostpms_pipeline.entities.spec import EntitySpec
 from hostpms_pipeline.lake import parquet_store, raw_integrity
 from hostpms_pipeline.settings import get_settings
 from hostpms_pipeline.warehouse import checkpoints, entity_store
@@ -39,63 +38,17 @@ ACCOUNTED_FOR = "every_raw_record_accounted_for"
 WEBHOOK_LAG = "webhook_lag_under_30s"
 
 
-@dataclass(frozen=True)
-class BatchRule:
-    name: str
-    description: str
-    blocking: bool
-    evaluate: Callable[[pa.Table], quality.RuleResult]
-
-
-def batch_rules(spec: EntitySpec) -> list[BatchRule]:
-    """Every entity's rules, then the spec's own."""
-    rules = [
-        BatchRule(
-            f"unique_{spec.row}_key",
-            "One row per (source, external_id, hotel_id) and per id.",
-            True,
-            lambda rows: quality.unique_key(spec, rows),
-        ),
-        BatchRule(
-            "required_fields",
-            f"Set in every row: {', '.join(quality.required_columns(spec))}.",
-            True,
-            lambda rows: quality.required_fields(spec, rows),
-        ),
-    ]
-    mapped = [column.name for column in spec.columns if isinstance(column.value, Mapped)]
-    if mapped:
-        rules.append(
-            BatchRule(
-                "mapped_values_known",
-                f"Every {', '.join(mapped)} is in the mapping tables.",
-                False,
-                lambda rows: quality.mapped_values_known(spec, rows),
-            )
-        )
-    for check in spec.checks:
-        rules.append(
-            BatchRule(
-                check.name,
-                check.description,
-                check.blocking,
-                lambda rows, rule=check.rule: quality.evaluate(spec, rule, rows),
-            )
-        )
-    return rules
-
-
 def batch_check_specs(spec: EntitySpec) -> list[AssetCheckSpec]:
     asset = entity_keys(spec).deduplicated
     return [
         AssetCheckSpec(rule.name, asset=asset, description=rule.description, blocking=rule.blocking)
-        for rule in batch_rules(spec)
+        for rule in quality.batch_rules(spec)
     ]
 
 
 def evaluate_batch(spec: EntitySpec, rows: pa.Table) -> Iterator[AssetCheckResult]:
     """Results for ``batch_check_specs``, yielded by the asset that holds the batch in memory."""
-    for rule in batch_rules(spec):
+    for rule in quality.batch_rules(spec):
         outcome = rule.evaluate(rows)
         yield AssetCheckResult(
             check_name=rule.name,
@@ -236,10 +189,7 @@ def warehouse_checks(spec: EntitySpec) -> list[AssetChecksDefinition]:
         with postgres.connect() as conn:
             entries = raw_integrity.open_entries(conn, collection=spec.collection)
         for entry in entries:
-            context.log.warning(
-                f"{entry.property_id}: raw file {entry.location} set aside ({entry.reason}); "
-                f"fetch its window again with `{raw_integrity.refetch_command(entry.property_id)}`"
-            )
+            context.log.warning(raw_integrity.set_aside_line(entry))
         files = [
             {"property_id": e.property_id, "location": e.location, "reason": e.reason}
             for e in entries[:50]

@@ -7,9 +7,8 @@ simulator, a local folder for each bucket, a private PostgreSQL server.
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from typing import ClassVar
 
 import psycopg
@@ -29,6 +28,7 @@ from hostpms_pipeline.hostpms.credentials import SecretProvider
 from hostpms_pipeline.hostpms.rate_limiter import PostgresRateLimiter, RateLimit
 from hostpms_pipeline.lake.storage import ObjectStore, open_store
 from hostpms_pipeline.settings import Settings, get_settings
+from hostpms_pipeline.simulator import embedded
 from hostpms_pipeline.warehouse import database
 
 
@@ -69,24 +69,8 @@ class HostPMSResource(ConfigurableResource):
     # Holds the request schedule every process shares, so parallel runs stay under the limit.
     postgres: PostgresResource
 
-    # One embedded simulator per process, shared by every resource instance.
-    _embedded: ClassVar[dict[str, object]] = {}
-    _embedded_lock: ClassVar[threading.Lock] = threading.Lock()
-
     def resolved_base_url(self) -> str:
-        if self.base_url:
-            return self.base_url
-        with self._embedded_lock:
-            if "running" not in self._embedded:
-                from hostpms_pipeline.simulator.config import SimulatorConfig
-                from hostpms_pipeline.simulator.server import run_in_background
-                from hostpms_pipeline.simulator.service import HostPMSSimulator
-
-                simulator = HostPMSSimulator(SimulatorConfig.from_settings(get_settings()))
-                stack = ExitStack()
-                self._embedded["running"] = stack.enter_context(run_in_background(simulator))
-                self._embedded["stack"] = stack
-            return self._embedded["running"].base_url  # type: ignore[attr-defined]
+        return self.base_url or embedded.base_url(get_settings())
 
     def _secrets(self) -> SecretProvider:
         settings = get_settings().model_copy(

@@ -44,18 +44,6 @@ def sync_retry_policy() -> RetryPolicy:
     )
 
 
-def _classify(error: BaseException) -> errors.Problem:
-    settings = get_settings()
-    database_url = settings.database_url.get_secret_value() if settings.database_url else None
-    stores = {
-        settings.resolved_raw_url: ("the raw store", "HOSTPMS_RAW_URL"),
-        settings.resolved_processed_url: ("the processed store", "HOSTPMS_PROCESSED_URL"),
-    }
-    return errors.classify(
-        error, database_url=database_url, api_base_url=settings.api_base_url, stores=stores
-    )
-
-
 @contextmanager
 def fail_or_retry(
     context: AssetExecutionContext, property_id: str, *, retryable: bool = True
@@ -71,7 +59,7 @@ def fail_or_retry(
             description="stopped: the sync was asked to stop", allow_retries=False
         ) from None
     except Exception as error:
-        problem = _classify(error)
+        problem = errors.classify_for(error, get_settings())
         budget = get_settings().max_retry_wait_seconds
         decision = (
             errors.next_retry(problem, context.retry_number, budget)

@@ -8,6 +8,7 @@ Dagster makes each rule testable on a hand-made table.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -168,3 +169,49 @@ def _countries(hotel_ids: pa.ChunkedArray) -> pa.Array:
         [property_country(h) if h else None for h in hotels.to_pylist()], pa.string()
     )
     return pc.take(countries, pc.index_in(hotel_ids, value_set=hotels))
+
+
+@dataclass(frozen=True)
+class BatchRule:
+    name: str
+    description: str
+    blocking: bool
+    evaluate: Callable[[pa.Table], RuleResult]
+
+
+def batch_rules(spec: EntitySpec) -> list[BatchRule]:
+    """Every entity's rules, then the spec's own."""
+    rules = [
+        BatchRule(
+            f"unique_{spec.row}_key",
+            "One row per (source, external_id, hotel_id) and per id.",
+            True,
+            lambda rows: unique_key(spec, rows),
+        ),
+        BatchRule(
+            "required_fields",
+            f"Set in every row: {', '.join(required_columns(spec))}.",
+            True,
+            lambda rows: required_fields(spec, rows),
+        ),
+    ]
+    mapped = [column.name for column in spec.columns if isinstance(column.value, Mapped)]
+    if mapped:
+        rules.append(
+            BatchRule(
+                "mapped_values_known",
+                f"Every {', '.join(mapped)} is in the mapping tables.",
+                False,
+                lambda rows: mapped_values_known(spec, rows),
+            )
+        )
+    for check in spec.checks:
+        rules.append(
+            BatchRule(
+                check.name,
+                check.description,
+                check.blocking,
+                lambda rows, rule=check.rule: evaluate(spec, rule, rows),
+            )
+        )
+    return rules

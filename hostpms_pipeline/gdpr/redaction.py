@@ -131,8 +131,12 @@ class Landing:
         self._hasher = hasher
         self.matches: dict[str, int] = {}  # suppressed hash -> records redacted
 
+    def needs_redaction(self, spec: EntitySpec) -> bool:
+        """Whether records of ``spec`` must be looked into (anyone erased, and identifiers to match)."""
+        return bool(self.suppressed and spec.identifiers)
+
     def redact(self, spec: EntitySpec, records: list[Any], property_id: str | None) -> list[Any]:
-        if not self.suppressed or not spec.identifiers or not records:
+        if not self.needs_redaction(spec) or not records:
             return records
         result = redact_records(spec, records, property_id, self._hasher(), self.suppressed)
         for hits in result.matched.values():

@@ -6,16 +6,17 @@ What the API looks like (paths, parameters, headers, envelopes) comes from
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import httpx
 import orjson
-from pydantic import ValidationError
 from tenacity import (
     RetryCallState,
     Retrying,
@@ -184,10 +185,29 @@ class FetchedPage:
     property_id: str
     collection: contract.Collection
     request_params: dict[str, Any]
-    records: list[dict[str, Any]]  # exactly as HostPMS sent them
+    data: bytes  # the records' JSON array, exactly as HostPMS sent it
+    record_count: int
     next_cursor: str | None
     received_at: datetime
     max_updated_at: datetime | None
+    updated_at_range: tuple[str, str] | None  # (min, max) of the records' updated_at, as text
+
+    @cached_property
+    def records(self) -> list[dict[str, Any]]:
+        """The records decoded (only where a record must be looked into: redaction, tests)."""
+        return orjson.loads(self.data)
+
+    def with_records(self, records: list[Any]) -> FetchedPage:
+        """The same page holding ``records`` instead (a redacted copy)."""
+        stamps = [r["updated_at"] for r in records if isinstance(r, dict) and "updated_at" in r]
+        page = dataclasses.replace(
+            self,
+            data=orjson.dumps(records),
+            record_count=len(records),
+            updated_at_range=(min(stamps), max(stamps)) if stamps else None,
+        )
+        page.__dict__["records"] = records
+        return page
 
 
 class HostPMSClient:
@@ -221,6 +241,9 @@ class HostPMSClient:
 
     def close(self) -> None:
         self._http.close()
+        close_limiter = getattr(self._limiter, "close", None)
+        if close_limiter is not None:
+            close_limiter()
 
     def __enter__(self) -> HostPMSClient:
         return self
@@ -264,21 +287,23 @@ class HostPMSClient:
         response = self._get_with_retries(path, params, endpoint=collection)
         received_at = datetime.now().astimezone()
         try:
-            body = orjson.loads(response.content)
-            page = contract.Page.model_validate(body)
-        except (orjson.JSONDecodeError, ValidationError) as error:
+            content = contract.read_page(response.content)
+            newest = contract.newest_timestamp(content.updated_at)
+        except ValueError as error:
             raise MalformedResponse(
                 f"{path}: response is not a page of the contract's shape ({type(error).__name__})"
             ) from None
-        max_updated = max((record.updated_at for record in page.data), default=None)
+        stamps = content.updated_at
         return FetchedPage(
             property_id=property_id,
             collection=collection,
             request_params=params,
-            records=body["data"],
-            next_cursor=page.next_cursor,
+            data=content.data,
+            record_count=len(stamps),
+            next_cursor=content.next_cursor,
             received_at=received_at,
-            max_updated_at=max_updated,
+            max_updated_at=newest,
+            updated_at_range=(min(stamps), max(stamps)) if stamps else None,
         )
 
     def _get_with_retries(self, path: str, params: dict[str, Any], endpoint: str) -> httpx.Response:

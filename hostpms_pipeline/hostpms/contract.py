@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+import msgspec
 from pydantic import BaseModel, ConfigDict, Field
 
 DEFAULT_BASE_URL = "https://api.hostpms.com/v3"
@@ -124,17 +126,53 @@ class TokenResponse(BaseModel):
     expires_in: int = DEFAULT_TOKEN_LIFETIME_SECONDS
 
 
-class Record(BaseModel):
+class _Record(msgspec.Struct):
     """Any collection's record: only ``updated_at`` is required of all of them."""
 
-    model_config = ConfigDict(extra="allow")
-    updated_at: datetime
+    updated_at: str
 
 
-class Page(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    data: list[Record]
+class _Envelope(msgspec.Struct):
+    data: msgspec.Raw  # the records' JSON array, kept as sent: landed without re-encoding
     next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class PageContent:
+    data: bytes  # the JSON array of records, byte for byte as HostPMS sent it
+    updated_at: list[str]  # each record's, in page order
+    next_cursor: str | None
+
+
+def read_page(body: bytes) -> PageContent:
+    """A page's envelope, checked: raises ``ValueError`` if ``body`` is not a page.
+
+    Records are not decoded into objects (a million records would cost seconds of
+    CPU): only their ``updated_at`` is read, the rest is kept as bytes.
+    """
+    try:
+        envelope = msgspec.json.decode(body, type=_Envelope)
+        records = msgspec.json.decode(envelope.data, type=list[_Record])
+    except msgspec.DecodeError as error:  # ValidationError included
+        raise ValueError(str(error)) from None
+    return PageContent(
+        bytes(envelope.data), [record.updated_at for record in records], envelope.next_cursor
+    )
+
+
+def newest_timestamp(stamps: list[str]) -> datetime | None:
+    """The latest of ``updated_at`` values; raises ``ValueError`` for one that is not a timestamp.
+
+    Stamps in the contract's own form (UTC, ``Z``, one length) sort as text, so only
+    the first and last need parsing; any other form is parsed whole.
+    """
+    if not stamps:
+        return None
+    width = len(stamps[0])
+    if all(len(stamp) == width and stamp.endswith("Z") for stamp in stamps):
+        parse_timestamp(min(stamps))
+        return parse_timestamp(max(stamps))
+    return max(map(parse_timestamp, stamps))
 
 
 class ReservationGuest(BaseModel):

@@ -13,8 +13,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import boto3
-
 from hostpms_pipeline.hostpms import contract
 from hostpms_pipeline.hostpms.client import Credentials
 from hostpms_pipeline.settings import SIMULATOR_CLIENT_ID, SIMULATOR_CLIENT_SECRET, Settings
@@ -41,6 +39,8 @@ class SecretsManagerReader:
         if cached and time.monotonic() - cached[0] < CACHE_SECONDS:
             return cached[1]
         if self.client is None:
+            import boto3  # here: a third of a second to import, needed only on AWS
+
             self.client = boto3.client("secretsmanager")
         try:
             value = self.client.get_secret_value(SecretId=name)["SecretString"]

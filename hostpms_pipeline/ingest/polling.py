@@ -8,9 +8,11 @@ between the two re-fetches that page on the next run; dedup absorbs the repeat.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
-from collections.abc import Callable, Iterator
+import queue
+import threading
+import time
+from collections.abc import Callable, Generator, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -21,13 +23,13 @@ import psycopg
 from hostpms_pipeline import stopping
 from hostpms_pipeline.entities import BY_COLLECTION
 from hostpms_pipeline.entities.schema import SOURCE
-from hostpms_pipeline.gdpr.redaction import LandingGuard
+from hostpms_pipeline.gdpr.redaction import Landing, LandingGuard
 from hostpms_pipeline.hostpms import contract
 from hostpms_pipeline.hostpms.client import FetchedPage, HostPMSClient
 from hostpms_pipeline.lake import raw_integrity
 from hostpms_pipeline.lake.raw_layout import polling_key
 from hostpms_pipeline.lake.storage import ObjectStore
-from hostpms_pipeline.warehouse import checkpoints, ledger
+from hostpms_pipeline.warehouse import checkpoints, entity_store, ledger
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +39,18 @@ INCREMENTAL_OVERLAP = timedelta(minutes=5)
 
 Connect = Callable[[], AbstractContextManager[psycopg.Connection]]
 Progress = Callable[[FetchedPage], None]
+
+
+# Pages land (each file fsynced) as they come; their ledger rows and the checkpoint are
+# committed together every this many pages or seconds, whichever comes first. A crash
+# re-fetches the pages since the last commit; dedup absorbs them.
+COMMIT_PAGES = 32
+COMMIT_SECONDS = 1.0
+# Pages fetched while earlier ones land: the HTTP round trip overlaps the disk and the database.
+FETCH_AHEAD_PAGES = 8
+
+Committed = Callable[[list[str]], None]
+AlreadyStored = Callable[[psycopg.Connection, FetchedPage], bool]
 
 
 @dataclass
@@ -50,7 +64,7 @@ class SyncResult:
 
     def add(self, page: FetchedPage, location: str | None) -> None:
         self.pages += 1
-        self.records += len(page.records)
+        self.records += page.record_count
         if location:
             self.locations.append(location)
         if page.max_updated_at and (self.watermark is None or page.max_updated_at > self.watermark):
@@ -58,7 +72,8 @@ class SyncResult:
 
 
 def serialize_page(page: FetchedPage) -> bytes:
-    return orjson.dumps(
+    """The landed file: the page's context, then its records as HostPMS sent them (not re-encoded)."""
+    head = orjson.dumps(
         {
             "kind": "polling",
             "source": SOURCE,
@@ -67,14 +82,14 @@ def serialize_page(page: FetchedPage) -> bytes:
             "received_at": contract.format_timestamp(page.received_at),
             "request": page.request_params,
             "next_cursor": page.next_cursor,
-            "data": page.records,
         }
     )
+    return b"".join((head[:-1], b',"data":', page.data, b"}"))
 
 
 @dataclass(frozen=True)
 class LandedFile:
-    """A page as it was stored: where, its bytes, and its records (redacted ones included)."""
+    """A page as it was stored: where, its bytes, and the page (redacted records included)."""
 
     location: str
     body: bytes
@@ -87,9 +102,7 @@ def land_page(store: ObjectStore, page: FetchedPage) -> LandedFile:
     return LandedFile(store.put(key, body), body, page)
 
 
-def _record_landed(conn: psycopg.Connection, landed: LandedFile | None) -> None:
-    if landed is None:
-        return
+def _record_landed(conn: psycopg.Connection, landed: LandedFile) -> None:
     page = landed.page
     ledger.record_landed_file(
         conn,
@@ -97,10 +110,10 @@ def _record_landed(conn: psycopg.Connection, landed: LandedFile | None) -> None:
         property_id=page.property_id,
         kind="polling",
         collection=page.collection,
-        record_count=len(page.records),
+        record_count=page.record_count,
         landed_at=page.received_at,
     )
-    raw_integrity.record_landed(conn, landed.location, landed.body, page.records)
+    raw_integrity.record_landed(conn, landed.location, landed.body, page.updated_at_range)
 
 
 def sync_incremental(
@@ -112,8 +125,14 @@ def sync_incremental(
     *,
     overlap: timedelta = INCREMENTAL_OVERLAP,
     progress: Progress | None = None,
+    committed: Committed | None = None,
+    commit_pages: int = COMMIT_PAGES,
 ) -> SyncResult:
-    """Everything updated since the checkpoint, resuming mid-pagination after a crash."""
+    """Everything updated since the checkpoint, resuming mid-pagination after a crash.
+
+    ``committed`` is told the locations of each group of files once they are in the
+    ledger (a loader may start on them while later pages still arrive).
+    """
     with connect() as conn:
         checkpoint = checkpoints.get_checkpoint(conn, property_id, collection)
     stored_since = checkpoint.updated_since if checkpoint else None
@@ -125,17 +144,27 @@ def sync_incremental(
         updated_since=query_since,
         cursor=checkpoint.cursor if checkpoint else None,
     )
-    for page, landed in _land_each(store, pages, progress, LandingGuard(connect, source="polling")):
-        result.add(page, landed.location if landed else None)
-        last_page = page.next_cursor is None
-        with connect() as conn, conn.transaction():
-            _record_landed(conn, landed)
-            # While paging, keep the pass's starting point and remember the cursor;
-            # once the last page has landed, move the starting point to the newest record.
-            new_since = _later(stored_since, result.watermark) if last_page else stored_since
-            checkpoints.save_checkpoint(
-                conn, property_id, collection, updated_since=new_since, cursor=page.next_cursor
-            )
+
+    def checkpoint_for(conn: psycopg.Connection, last: FetchedPage) -> None:
+        # While paging, keep the pass's starting point and remember the cursor;
+        # once the last page has landed, move the starting point to the newest record.
+        done = last.next_cursor is None
+        new_since = _later(stored_since, result.watermark) if done else stored_since
+        checkpoints.save_checkpoint(
+            conn, property_id, collection, updated_since=new_since, cursor=last.next_cursor
+        )
+
+    _land_in_groups(
+        store,
+        connect,
+        pages,
+        result,
+        checkpoint_for,
+        progress,
+        committed,
+        commit_pages,
+        _already_stored(stored_since),
+    )
     return result
 
 
@@ -149,44 +178,160 @@ def sync_window(
     collection: contract.Collection = "reservations",
     *,
     progress: Progress | None = None,
+    committed: Committed | None = None,
 ) -> SyncResult:
     """Records updated in [start, end): backfills. Leaves the incremental checkpoint alone."""
     result = SyncResult(property_id, collection)
     pages = client.iter_pages(
         property_id, collection, updated_since=window_start, updated_before=window_end
     )
-    for page, landed in _land_each(store, pages, progress, LandingGuard(connect, source="polling")):
-        result.add(page, landed.location if landed else None)
-        with connect() as conn, conn.transaction():
-            _record_landed(conn, landed)
+    _land_in_groups(store, connect, pages, result, None, progress, committed, COMMIT_PAGES, None)
     return result
 
 
-def _land_each(
+def _land_in_groups(
     store: ObjectStore,
+    connect: Connect,
     pages: Iterator[FetchedPage],
+    result: SyncResult,
+    checkpoint_for: Callable[[psycopg.Connection, FetchedPage], None] | None,
     progress: Progress | None,
-    guard: LandingGuard,
-) -> Iterator[tuple[FetchedPage, LandedFile | None]]:
-    """Land every page that holds records; an empty last page only ends the pass.
+    committed: Committed | None,
+    commit_pages: int,
+    already_stored: AlreadyStored | None,
+) -> None:
+    """Land every page (fetched ahead), committing ledger and checkpoint a group at a time.
 
-    Records of erased persons (the GDPR suppression list) are redacted before the page lands.
-    A stop asked of the process abandons the page just fetched (its checkpoint unmoved).
+    Records of erased persons (the GDPR suppression list) are redacted before a page
+    lands. A stop asked of the process abandons the pages since the last commit
+    (landed, not recorded: they are fetched again).
     """
-    for page in pages:
-        stopping.check()
-        landed_file = None
-        if page.records:
-            with guard.landing() as landing:
-                spec = BY_COLLECTION[page.collection]
-                records = landing.redact(spec, page.records, page.property_id)
-                landed = (
-                    page if records is page.records else dataclasses.replace(page, records=records)
-                )
-                landed_file = land_page(store, landed)
-        if progress:
-            progress(page)
-        yield page, landed_file
+    guard = LandingGuard(connect, source="polling")
+    ahead = _fetched_ahead(pages, FETCH_AHEAD_PAGES)
+    try:
+        with connect() as conn:
+            last: FetchedPage | None = None
+            while last is None or last.next_cursor is not None:
+                group: list[LandedFile] = []
+                opened = time.monotonic()
+                failure: BaseException | None = None
+                with guard.landing() as landing:
+                    while True:
+                        try:
+                            page = next(ahead)
+                        except StopIteration:
+                            break
+                        except Exception as error:  # noqa: BLE001 - what landed is recorded first
+                            failure = error
+                            break
+                        stopping.check()
+                        skip = False
+                        if already_stored is not None:
+                            with conn.transaction():  # its own: a later commit is never a savepoint
+                                skip = already_stored(conn, page)
+                        landed = None if skip else _land(store, landing, page)
+                        result.add(page, landed.location if landed else None)
+                        if landed:
+                            group.append(landed)
+                        if progress:
+                            progress(page)
+                        last = page
+                        if page.next_cursor is None or len(group) >= commit_pages:
+                            break
+                        if time.monotonic() - opened >= COMMIT_SECONDS:
+                            break
+                if last is not None:
+                    with conn.transaction():
+                        for landed in group:
+                            _record_landed(conn, landed)
+                        if checkpoint_for is not None:
+                            checkpoint_for(conn, last)
+                if committed and group:
+                    committed([landed.location for landed in group])
+                if failure is not None:
+                    raise failure
+                if last is None:
+                    return
+    finally:
+        ahead.close()
+
+
+def _land(store: ObjectStore, landing: Landing, page: FetchedPage) -> LandedFile | None:
+    """The page landed (its records redacted where they name an erased person); an empty
+    page only ends the pass."""
+    if not page.record_count:
+        return None
+    spec = BY_COLLECTION[page.collection]
+    if landing.needs_redaction(spec):
+        records = landing.redact(spec, page.records, page.property_id)
+        page = page if records is page.records else page.with_records(records)
+    return land_page(store, page)
+
+
+def _fetched_ahead(pages: Iterator[FetchedPage], depth: int) -> Generator[FetchedPage, None, None]:
+    """``pages``, fetched in a thread up to ``depth`` pages ahead of the consumer.
+
+    An error while fetching is raised to the consumer at the page it would have been;
+    closing the generator stops the fetching.
+    """
+    handoff: queue.Queue = queue.Queue(maxsize=depth)
+    closed = threading.Event()
+    end = object()
+
+    def fetch() -> None:
+        try:
+            for page in pages:
+                if not _offer(handoff, page, closed):
+                    return
+            _offer(handoff, end, closed)
+        except BaseException as error:  # noqa: BLE001 - handed to the consumer
+            _offer(handoff, error, closed)
+
+    fetcher = threading.Thread(target=fetch, name="hostpms-fetch", daemon=True)
+    fetcher.start()
+    try:
+        while True:
+            item = handoff.get()
+            if item is end:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        closed.set()
+        fetcher.join()
+
+
+def _offer(handoff: queue.Queue, item: object, closed: threading.Event) -> bool:
+    while not closed.is_set():
+        try:
+            handoff.put(item, timeout=0.1)
+            return True
+        except queue.Full:
+            continue
+    return False
+
+
+def _already_stored(stored_since: datetime | None) -> AlreadyStored:
+    """A page of records all at or before the previous pass's newest, each already
+    stored in that state or a newer one: the incremental overlap re-reading what
+    landed before. Landing it again would add nothing (an idle sync lands no file)."""
+
+    def check(conn: psycopg.Connection, page: FetchedPage) -> bool:
+        if stored_since is None or page.updated_at_range is None:
+            return False
+        if contract.parse_timestamp(page.updated_at_range[1]) > stored_since:
+            return False
+        spec = BY_COLLECTION[page.collection]
+        states = []
+        for record in page.records:
+            record_id = record.get(spec.id_field) if isinstance(record, dict) else None
+            if not isinstance(record_id, str):
+                return False
+            states.append((record_id, contract.parse_timestamp(record["updated_at"])))
+        return entity_store.holds_states(conn, spec, page.property_id, states)
+
+    return check
 
 
 def _later(a: datetime | None, b: datetime | None) -> datetime | None:

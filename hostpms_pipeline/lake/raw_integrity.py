@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -48,14 +48,16 @@ def digest(body: bytes) -> str:
     return hashlib.sha256(body).hexdigest()
 
 
-def record_landed(conn: psycopg.Connection, location: str, body: bytes, records: Sequence) -> None:
-    """Keep what a landed file must look like when read (call in the landing's transaction)."""
-    stamps = [record.get("updated_at") for record in records if isinstance(record, dict)]
-    stamps = [stamp for stamp in stamps if isinstance(stamp, str)]
+def record_landed(
+    conn: psycopg.Connection, location: str, body: bytes, updated_at: tuple[str, str] | None
+) -> None:
+    """Keep what a landed file must look like when read, and the (min, max) ``updated_at``
+    of its records (call in the landing's transaction)."""
+    first, last = updated_at or (None, None)
     conn.execute(
         "INSERT INTO raw_file_digests (location, size_bytes, sha256, min_updated_at, max_updated_at)"
         " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (location) DO NOTHING",
-        (location, len(body), digest(body), min(stamps, default=None), max(stamps, default=None)),
+        (location, len(body), digest(body), first, last),
     )
 
 
@@ -209,6 +211,14 @@ def mark_refetched(conn: psycopg.Connection, locations: list[str]) -> None:
         "UPDATE raw_quarantine SET refetched_at = now() WHERE location = ANY(%s)", (locations,)
     )
     conn.commit()
+
+
+def set_aside_line(entry: Quarantined) -> str:
+    """What an operator reads about a file set aside, and what to do about it."""
+    return (
+        f"{entry.property_id}: raw file {entry.location} set aside ({entry.reason}); "
+        f"fetch its window again with `{refetch_command(entry.property_id)}`"
+    )
 
 
 def refetch_command(property_id: str) -> str:

@@ -54,6 +54,7 @@ from psycopg import sql
 from hostpms_pipeline.entities.schema import (
     NATURAL_KEY,
     REJECTED_SCHEMA,
+    SOURCE,
     DayPartition,
     day_partition,
     partition_dates,
@@ -406,6 +407,26 @@ def stored_keys(
         sql.SQL(" WHERE hotel_id = %s") if hotel_id is not None else sql.SQL(""),
     )
     return copy_query_to_arrow(conn, query, [hotel_id] if hotel_id is not None else [], keys)
+
+
+def holds_states(
+    conn: psycopg.Connection,
+    spec: EntitySpec,
+    hotel_id: str,
+    states: list[tuple[str, datetime]],
+) -> bool:
+    """Whether every (HostPMS id, updated_at) is stored at the hotel in that state or a newer one."""
+    if not states:
+        return False
+    ids, moments = zip(*set(states), strict=True)
+    query = sql.SQL(
+        "SELECT count(*) FROM {} AS t"
+        " JOIN unnest(%s::text[], %s::timestamptz[]) AS s(external_id, updated_at)"
+        " ON t.source = %s AND t.hotel_id = %s AND t.external_id = s.external_id"
+        " AND t.source_updated_at >= s.updated_at"
+    ).format(sql.Identifier(spec.table))
+    row = conn.execute(query, (list(ids), list(moments), SOURCE, hotel_id)).fetchone()
+    return row is not None and row[0] == len(ids)
 
 
 def row_counts(conn: psycopg.Connection, spec: EntitySpec) -> dict[str, int]:

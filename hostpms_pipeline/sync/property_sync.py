@@ -1,0 +1,269 @@
+"""One property's whole sync: every entity polled, mapped, loaded and exported, streamed.
+
+Per entity, three threads share the work: one fetches pages ahead, one lands them
+(each file durable before its group's ledger rows and checkpoint commit), and a
+loader maps and loads the committed files a chunk at a time while later pages still
+arrive. The touched Parquet days are written once, at the end. Each chunk's load is
+one transaction that also marks its files processed, so a crash at any moment
+leaves landed files pending (loaded by the next sync) and nothing half-written;
+records fetched twice are absorbed by dedup and the newer-only upsert.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from functools import partial
+from typing import TYPE_CHECKING
+
+from hostpms_pipeline.entities import ENTITIES
+from hostpms_pipeline.entities.spec import EntitySpec
+from hostpms_pipeline.hostpms.client import FetchedPage, HostPMSClient
+from hostpms_pipeline.ingest import polling, webhook_discovery
+from hostpms_pipeline.sync.connections import Connections
+from hostpms_pipeline.sync.stages import StageClock
+from hostpms_pipeline.warehouse import ledger
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from hostpms_pipeline.engine.mapping import MappingTables
+    from hostpms_pipeline.lake.parquet_delta import ParquetDelta
+
+PageSeen = Callable[[EntitySpec, FetchedPage], None]
+
+
+class BlockingCheckFailed(Exception):
+    """A batch broke a rule whose failure would put bad data in PostgreSQL: not loaded."""
+
+
+@dataclass
+class EntityOutcome:
+    spec: EntitySpec
+    polled: int = 0
+    raw_records: int = 0
+    rows: int = 0
+    rejected: int = 0
+    inserted: int = 0
+    updated: int = 0
+    files_loaded: int = 0
+    files_deferred: int = 0  # an erasure ran while they were read: the next sync loads them
+    parquet_days: int = 0
+    warnings: dict[str, int] = field(default_factory=dict)  # failing non-blocking rules
+
+    def summary(self) -> str:
+        line = (
+            f"{self.spec.collection}: {self.polled} polled, {self.raw_records} raw → "
+            f"{self.rows} rows, {self.rejected} rejected, {self.inserted} new, "
+            f"{self.updated} updated"
+        )
+        if self.warnings:
+            line += " (warnings: " + ", ".join(f"{k} {v}" for k, v in self.warnings.items()) + ")"
+        return line
+
+
+def sync_property(
+    connections: Connections,
+    client: HostPMSClient,
+    property_id: str,
+    tables: Callable[[], MappingTables],
+    clock: StageClock,
+    *,
+    full_resync: bool = False,
+    page_seen: PageSeen | None = None,
+) -> list[EntityOutcome]:
+    """Every entity of the property, one after the other; raises on the first failure
+    (what was committed before it stays). ``tables`` is called once there is data to map."""
+    return [
+        _sync_entity(connections, client, property_id, spec, tables, clock, full_resync, page_seen)
+        for spec in ENTITIES
+    ]
+
+
+def _sync_entity(
+    connections: Connections,
+    client: HostPMSClient,
+    property_id: str,
+    spec: EntitySpec,
+    tables: Callable[[], MappingTables],
+    clock: StageClock,
+    full_resync: bool,
+    page_seen: PageSeen | None,
+) -> EntityOutcome:
+    outcome = EntityOutcome(spec)
+    connect = connections.connect
+    with connect() as conn, conn.transaction():
+        webhook_discovery.catch_up(connections.raw, conn, property_id, spec)
+        waiting = ledger.pending_files(conn, property_id=property_id, collection=spec.collection)
+    if full_resync:
+        polling.reset_for_full_resync(connect, property_id, spec.collection)
+    loader = _Loader(connections, spec, tables, clock, outcome)
+    try:
+        loader.submit(waiting)
+
+        def committed(locations: list[str]) -> None:
+            loader.raise_if_failed()  # a failed load stops the polling too
+            loader.submit(locations)
+
+        def progress(page: FetchedPage) -> None:
+            if page_seen:
+                page_seen(spec, page)
+
+        with clock.stage("poll"):
+            result = polling.sync_incremental(
+                client,
+                connections.raw,
+                connect,
+                property_id,
+                spec.collection,
+                progress=progress,
+                committed=committed,
+            )
+        outcome.polled = result.records
+        loader.finish()
+    finally:
+        loader.close()
+    return outcome
+
+
+class _Loader:
+    """Maps and loads landed files in a thread, a chunk at a time, in the order they landed;
+    then writes the touched Parquet days once. Starts (and imports the engine) only when
+    there is a file to load: a sync that finds nothing new stays light."""
+
+    def __init__(
+        self,
+        connections: Connections,
+        spec: EntitySpec,
+        tables: Callable[[], MappingTables],
+        clock: StageClock,
+        outcome: EntityOutcome,
+    ):
+        self._connections = connections
+        self._spec = spec
+        self._tables = tables
+        self._clock = clock
+        self._outcome = outcome
+        # Files mapped and loaded at once: about HOSTPMS_MAX_RECORDS_PER_RUN records (memory).
+        settings = connections.settings
+        self._chunk_files = max(1, settings.max_records_per_run // settings.page_limit)
+        self._inbox: queue.Queue[list[str] | None] = queue.Queue()
+        self._error: BaseException | None = None
+        self._abandoned = threading.Event()
+        self._resources = ExitStack()
+        self._delta: ParquetDelta | None = None
+        self._thread: threading.Thread | None = None
+
+    def submit(self, locations: list[str]) -> None:
+        if not locations:
+            return
+        if self._thread is None:
+            from hostpms_pipeline.lake.parquet_delta import ParquetDelta
+
+            self._delta = self._resources.enter_context(ParquetDelta(self._spec))
+            self._thread = threading.Thread(
+                target=self._run, name=f"load-{self._spec.table}", daemon=True
+            )
+            self._thread.start()
+        self._inbox.put(locations)
+
+    def raise_if_failed(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def finish(self) -> None:
+        """Load what is left and write the touched Parquet days; raise what failed, if anything."""
+        if self._thread is None:
+            return
+        self._inbox.put(None)
+        self._thread.join()
+        self.raise_if_failed()
+        if self._outcome.files_loaded:
+            from hostpms_pipeline.engine import pipeline
+
+            with self._clock.stage("parquet"), self._connections.connect() as conn:
+                exported = pipeline.export_parquet(
+                    conn, self._spec, self._connections.processed_url, delta=self._delta
+                )
+            self._outcome.parquet_days = exported.partitions
+
+    def close(self) -> None:
+        """Stop after the chunk under way, if still running (the rest stays pending)."""
+        if self._thread is not None and self._thread.is_alive():
+            self._abandoned.set()
+            self._inbox.put(None)
+            self._thread.join()
+        self._resources.close()
+
+    def _run(self) -> None:
+        try:
+            with self._connections.connect() as conn:
+                waiting: list[str] = []
+                while not self._abandoned.is_set():
+                    item = self._inbox.get()
+                    if item is not None:
+                        waiting += item
+                    while len(waiting) >= self._chunk_files or (item is None and waiting):
+                        if self._abandoned.is_set():
+                            return
+                        self._load(conn, waiting[: self._chunk_files])
+                        waiting = waiting[self._chunk_files :]
+                    if item is None:
+                        return
+        except BaseException as error:  # noqa: BLE001 - raised in the polling thread
+            self._error = error
+
+    def _load(self, conn, locations: list[str]) -> None:
+        from hostpms_pipeline.engine import pipeline, reading
+        from hostpms_pipeline.gdpr import suppression
+        from hostpms_pipeline.lake import raw_integrity
+
+        spec, clock, outcome = self._spec, self._clock, self._outcome
+        epoch = suppression.epoch(conn)
+        with clock.stage("read"):
+            # Damaged files are set aside (committed at once) and the rest goes on.
+            read = partial(reading.read_landed, spec)
+            locations, records = raw_integrity.read_checked(
+                self._connections.raw, conn, locations, read
+            )
+        conn.commit()
+        raw = pipeline.RawBatch(spec, locations, records, read_epoch=epoch)
+        with clock.stage("map"):
+            mapped = pipeline.map_batch(raw, self._tables())
+        if mapped.rows.num_rows + mapped.rejected.num_rows != raw.record_count:
+            raise BlockingCheckFailed(
+                f"{spec.collection}: {raw.record_count} raw records became "
+                f"{mapped.rows.num_rows} rows and {mapped.rejected.num_rows} rejects"
+            )
+        with clock.stage("deduplicate"):
+            batch = pipeline.deduplicate(mapped)
+        with clock.stage("checks"):
+            self._check(batch.rows)
+        with clock.stage("upsert"):
+            loaded = pipeline.load_postgres(conn, batch, self._delta)
+        if loaded.deferred:
+            outcome.files_deferred += len(locations)
+            return
+        outcome.raw_records += raw.record_count
+        outcome.rows += batch.rows.num_rows
+        outcome.rejected += batch.rejected.num_rows
+        outcome.inserted += loaded.stats.inserted
+        outcome.updated += loaded.stats.updated
+        outcome.files_loaded += loaded.files_processed
+
+    def _check(self, rows: pa.Table) -> None:
+        from hostpms_pipeline.engine import quality
+
+        for rule in quality.batch_rules(self._spec):
+            result = rule.evaluate(rows)
+            if result.passed:
+                continue
+            if rule.blocking:
+                raise BlockingCheckFailed(
+                    f"{self._spec.collection}: check {rule.name} failed ({rule.description})"
+                )
+            warnings = self._outcome.warnings
+            warnings[rule.name] = warnings.get(rule.name, 0) + result.failing
