@@ -14,7 +14,8 @@ Control endpoints for the benchmark (not part of the contract):
     POST /_bench/change?fraction=0.1&span=3600   a random share of every collection gets a
                                                  newer state (updated_at in the last span s)
     POST /_bench/reset                           back to the generated records, counters zero
-    GET  /_bench/stats                           requests, pages, records served, 429s sent
+    GET  /_bench/stats                           requests, pages, records served, 429s sent,
+                                                 first/last request time, the server's CPU
 
     python -m benchmarks.bulk_hostpms --rows 100000 --entities all --port 8600 [--rate-limit 100]
 """
@@ -25,6 +26,7 @@ import argparse
 import base64
 import bisect
 import math
+import resource
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -141,6 +143,8 @@ class Counters:
     records: int = 0
     rate_limited: int = 0
     tokens: int = 0
+    first_request_at: float | None = None  # unix seconds, collection requests only
+    last_request_at: float | None = None
 
 
 class BulkHostPMS:
@@ -181,7 +185,10 @@ class BulkHostPMS:
         if path.startswith("/v3/properties/") and method == "GET":
             return self.collection(path, params, scope)
         if path == "/_bench/stats":
-            return 200, [], orjson.dumps({**vars(self.counters), "changes": self.changes})
+            usage = resource.getrusage(resource.RUSAGE_SELF)
+            stats = {**vars(self.counters), "changes": self.changes}
+            stats["cpu_seconds"] = usage.ru_utime + usage.ru_stime
+            return 200, [], orjson.dumps(stats)
         if path == "/_bench/reset" and method == "POST":
             self.timelines = {key: timeline.copy() for key, timeline in self.generated.items()}
             self.counters, self.used, self.changes = Counters(), {}, 0
@@ -208,6 +215,9 @@ class BulkHostPMS:
 
     def collection(self, path: str, params: dict[str, str], scope):
         self.counters.requests += 1
+        self.counters.last_request_at = time.time()
+        if self.counters.first_request_at is None:
+            self.counters.first_request_at = self.counters.last_request_at
         _, _, _, property_id, collection = path.split("/", 4)
         if collection not in COLLECTIONS:
             return 404, [], b'{"error":"not_found"}'
