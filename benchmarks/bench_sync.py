@@ -57,6 +57,7 @@ from psycopg import sql
 from benchmarks.bulk_hostpms import ALL_ENTITIES_SHARE, CLIENT_ID, CLIENT_SECRET
 from benchmarks.postgres_server import postgres_url
 from benchmarks.process_meter import Measured, measure
+from hostpms_pipeline.entities import ENTITIES
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
@@ -64,12 +65,7 @@ DLT_VENV = ROOT / "benchmarks" / ".venv-dlt"
 DLT_REQUIREMENTS = ["dlt[postgres,parquet]>=1.31", "adbc-driver-postgresql"]
 PHASES = ("first load", "10% changed", "nothing changed")
 TIMINGS_PREFIX = "timings "
-PROJECT_TABLES = {
-    "reservations": "bookings",
-    "guests": "guests",
-    "rooms": "rooms",
-    "payments": "payments",
-}
+PROJECT_TABLES = {spec.collection: spec.table for spec in ENTITIES}
 HAND_TABLES = {collection: f"hand_{collection}" for collection in PROJECT_TABLES}
 SERVER_START_TIMEOUT = 600.0
 
@@ -524,30 +520,33 @@ def print_report(results: Results, tools: list[Tool], args: argparse.Namespace) 
 
 def _print_ratios(results: Results, names: list[str]) -> None:
     dlt_names = [name for name in names if name.startswith("dlt-")]
-    pairs = [(a, b) for a in ("project", "dagster") if a in names for b in ("hand",) if b in names]
-    print("\nRatios of wall times in the same run (median over runs; < 1: faster than the other)\n")
-    print("| phase | ratio | median (range) |")
-    print("|---|---|---|")
+    pairs = [(a, "hand") for a in ("project", "dagster") if a in names and "hand" in names]
+    pairs += [(a, "dlt (best)") for a in ("project", "dagster") if a in names and dlt_names]
+    print(
+        "\nRatios in the same run (median over runs, range; < 1: faster than the other)."
+        " CPU: user + sys of the tool's processes (PostgreSQL's own CPU not included).\n"
+    )
+    print("| phase | ratio | wall | CPU |")
+    print("|---|---|---|---|")
     for phase in PHASES:
         walls: dict[str, dict[int, float]] = {}
+        cpus: dict[str, dict[int, float]] = {}
         for sample in results.samples:
-            if sample.phase == phase and sample.outcome.measured.returncode == 0:
-                walls.setdefault(sample.tool, {})[sample.run] = sample.outcome.measured.wall
-        if dlt_names:  # dlt's best format in each run
+            m = sample.outcome.measured
+            if sample.phase == phase and m.returncode == 0:
+                walls.setdefault(sample.tool, {})[sample.run] = m.wall
+                cpus.setdefault(sample.tool, {})[sample.run] = m.user + m.sys
+        for measure_of in (walls, cpus):  # dlt's best format in each run
             best: dict[int, float] = {}
             for name in dlt_names:
-                for run, wall in walls.get(name, {}).items():
-                    best[run] = min(wall, best.get(run, wall))
-            walls["dlt (best)"] = best
-            pairs_here = pairs + [(a, "dlt (best)") for a in ("project", "dagster") if a in names]
-        else:
-            pairs_here = pairs
-        for a, b in pairs_here:
-            ratios = [
-                walls[a][run] / walls[b][run] for run in walls.get(a, {}) if run in walls.get(b, {})
-            ]
-            if ratios:
-                print(f"| {phase} | {a}/{b} | {_span(ratios, 'x')} |")
+                for run, value in measure_of.get(name, {}).items():
+                    best[run] = min(value, best.get(run, value))
+            measure_of["dlt (best)"] = best
+        for a, b in pairs:
+            wall = [walls[a][r] / walls[b][r] for r in walls.get(a, {}) if r in walls.get(b, {})]
+            cpu = [cpus[a][r] / cpus[b][r] for r in cpus.get(a, {}) if r in cpus.get(b, {})]
+            if wall:
+                print(f"| {phase} | {a}/{b} | {_span(wall, 'x')} | {_span(cpu, 'x')} |")
 
 
 def _print_stages(results: Results, names: list[str]) -> None:
