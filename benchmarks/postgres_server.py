@@ -21,4 +21,7 @@ def postgres_url(url: str | None = None) -> Iterator[str]:
         try:
             yield server.get_uri()
         finally:
+            # The first start restarts the server to tune it: the handle's cleanup alone
+            # would stop the first postmaster only and leave the restarted one running.
+            database.stop_embedded_server(Path(folder) / "data")
             server.cleanup()
