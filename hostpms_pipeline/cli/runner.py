@@ -112,8 +112,8 @@ def _summarise(result) -> str:
         mapped = _metadata(result, keys.mapped)
         loaded = _materialization(result, keys.table)
         parts.append(
-            f"{spec.collection}: {raw.get('dagster/row_count', 0)} polled, "
-            f"{mapped.get('rows_in', 0)} raw → {mapped.get('dagster/row_count', 0)} rows, "
+            f"{spec.collection}: {raw.get('records_landed', 0)} polled, "
+            f"{mapped.get('rows_in', 0)} raw → {mapped.get('rows_mapped', 0)} rows, "
             f"{mapped.get('rejected', 0)} rejected, {loaded.get('inserted', 0)} new, "
             f"{loaded.get('versions_bumped', 0)} updated"
         )
