@@ -24,6 +24,7 @@ from pathlib import Path
 import httpx
 import psycopg
 import pytest
+from playwright.sync_api import expect, sync_playwright
 from psycopg import sql
 
 from hostpms_pipeline.cli.commands import PROJECT_ROOT
@@ -164,8 +165,7 @@ def _stop(process: subprocess.Popen) -> None:
 
 @pytest.fixture(scope="module")
 def browser(dagster_ui):
-    from playwright.sync_api import sync_playwright
-
+    expect.set_options(timeout=UI_TIMEOUT_MS)  # assertions wait as long as actions do
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         yield chromium
@@ -217,8 +217,6 @@ def test_hostpms_ui_starts_dg_dev_without_misleading_warnings(dagster_ui):
 
 @needs_chromium
 def test_the_asset_graph_shows_every_asset_of_every_entity(page, dagster_ui):
-    from playwright.sync_api import expect
-
     groups = _assets_by_group(dagster_ui.settings)
     assert len(groups) >= 4
     for group, assets in sorted(groups.items()):
@@ -232,8 +230,6 @@ def test_the_asset_graph_shows_every_asset_of_every_entity(page, dagster_ui):
 def test_one_partition_of_a_connected_property_materializes_from_the_ui_and_every_check_passes(
     page, dagster_ui
 ):
-    from playwright.sync_api import expect
-
     settings = dagster_ui.settings
     property_id = settings.property_ids[0]
     partition = live_partition_key(property_id).keys_by_dimension
@@ -267,8 +263,6 @@ def test_one_partition_of_a_connected_property_materializes_from_the_ui_and_ever
 
 @needs_chromium
 def test_the_schedule_and_the_sensors_are_listed_and_can_be_switched_on(page, dagster_ui):
-    from playwright.sync_api import expect
-
     defs = build_definitions(dagster_ui.settings)
     names = [s.name for s in defs.schedules] + [s.name for s in defs.sensors]
     page.goto("/automation")

@@ -31,10 +31,8 @@ def _dagster_home() -> Path:
         return Path(os.environ["DAGSTER_HOME"])
     home = (get_settings().home / "dagster").absolute()
     home.mkdir(parents=True, exist_ok=True)
-    if INSTANCE_CONFIG.exists():
-        shutil.copy(
-            INSTANCE_CONFIG, home / "dagster.yaml"
-        )  # the project's file is the source of truth
+    if INSTANCE_CONFIG.exists():  # the project's file is the source of truth
+        shutil.copy(INSTANCE_CONFIG, home / "dagster.yaml")
     os.environ["DAGSTER_HOME"] = str(home)
     return home
 
