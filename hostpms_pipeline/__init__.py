@@ -8,3 +8,5 @@ warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
 
 # `hostpms --verbose` sets this for the run's console logger (defs/console_logger.py).
 VERBOSE_ENV = "HOSTPMS_VERBOSE"
+# `hostpms --quiet` sets this: progress lines are not printed, warnings and errors are.
+QUIET_ENV = "HOSTPMS_QUIET"

@@ -3,9 +3,9 @@
 import shutil
 from datetime import UTC, datetime
 
-from dagster import DagsterInstance, Definitions, build_schedule_context
+from dagster import DagsterInstance, DefaultSensorStatus, Definitions, build_schedule_context
 
-from hostpms_pipeline.cli.commands import PROJECT_ROOT
+from hostpms_pipeline.cli.commands import INSTANCE_CONFIG
 from hostpms_pipeline.definitions import defs as load_defs
 from hostpms_pipeline.defs.checks import ACCOUNTED_FOR, WEBHOOK_LAG, batch_rules
 from hostpms_pipeline.defs.keys import entity_keys
@@ -86,7 +86,7 @@ def test_hourly_schedule_requests_the_live_partition_of_every_property():
 
 
 def test_instance_config_never_runs_one_property_twice_at_once(tmp_path):
-    shutil.copy(PROJECT_ROOT / "dagster.yaml", tmp_path / "dagster.yaml")
+    shutil.copy(INSTANCE_CONFIG, tmp_path / "dagster.yaml")
     queue = DagsterInstance.from_config(str(tmp_path)).get_concurrency_config().run_queue_config
     limits = {limit["key"]: limit for limit in queue.tag_concurrency_limits}
     assert limits[PROPERTY_TAG]["limit"] == 1
@@ -96,7 +96,7 @@ def test_instance_config_never_runs_one_property_twice_at_once(tmp_path):
 def test_instance_config_dequeues_every_second_and_launches_runs_in_parallel(tmp_path):
     # Webhook drops reach PostgreSQL within seconds only if queued runs do not wait 5 s
     # for the next dequeue, nor for each other's worker processes to start.
-    shutil.copy(PROJECT_ROOT / "dagster.yaml", tmp_path / "dagster.yaml")
+    shutil.copy(INSTANCE_CONFIG, tmp_path / "dagster.yaml")
     instance = DagsterInstance.from_config(str(tmp_path))
     coordinator = instance.run_coordinator
     assert coordinator.dequeue_interval_seconds == 1
@@ -110,3 +110,11 @@ def test_full_resync_is_one_launch_in_the_ui():
     for spec in ENTITIES:
         op = entity_keys(spec).raw.to_python_identifier()
         assert config["ops"][op]["config"] == {"full_resync": True}
+
+
+def test_alarms_start_on_and_what_loads_data_waits_for_the_operator():
+    running = DefaultSensorStatus.RUNNING
+    assert defs.resolve_sensor_def("hostpms_sync_failure_alert").default_status == running
+    assert defs.resolve_sensor_def("hostpms_sync_lag_alarm").default_status == running
+    assert defs.resolve_sensor_def("hostpms_webhook_drops").default_status != running
+    assert defs.resolve_schedule_def("hostpms_hourly_poll").default_status != running

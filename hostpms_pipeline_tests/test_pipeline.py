@@ -216,3 +216,22 @@ def test_the_export_rewrites_in_bounded_groups_and_still_equals_postgres(resourc
     assert exported.partitions == len(days) and exported.rows == in_postgres.num_rows
     parquet = parquet_store.read_rows(resources["processed_store"].url, RESERVATIONS)
     assert pipeline.key_set(parquet) == pipeline.key_set(in_postgres)
+
+
+def test_row_count_is_the_table_and_the_dataset_not_the_last_batch(resources, instance):
+    # The UI's "Row count" of a table is how many rows it holds; a run's batch is in its own keys.
+    assert run(resources, instance, live_partition_key("PT-LIS-001")).success
+    again = run(resources, instance, live_partition_key("PT-POR-002"))
+    assert again.success
+    for spec in ENTITIES:
+        keys = entity_keys(spec)
+        with resources["postgres"].connect() as conn:
+            by_hotel = entity_store.row_counts(conn, spec)
+        table = materialization_metadata(again, keys.table)
+        assert table["dagster/row_count"].value == sum(by_hotel.values())
+        assert table["property_rows"].value == by_hotel["PT-POR-002"] < sum(by_hotel.values())
+        assert table["inserted"].value == by_hotel["PT-POR-002"]
+        dataset = materialization_metadata(again, keys.parquet)
+        assert dataset["dagster/row_count"].value == sum(by_hotel.values())
+        for batch in (keys.raw, keys.mapped, keys.deduplicated):
+            assert "dagster/row_count" not in materialization_metadata(again, batch)

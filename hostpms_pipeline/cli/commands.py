@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from hostpms_pipeline import VERBOSE_ENV
+from hostpms_pipeline import QUIET_ENV, VERBOSE_ENV
 from hostpms_pipeline import property_ids as property_id_rule
 from hostpms_pipeline.settings import get_settings
 
@@ -22,6 +22,8 @@ EXIT_FAILED = 1
 EXIT_CONFIGURATION = 2
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+# The local Dagster instance's settings, copied into DAGSTER_HOME (see the file's header).
+INSTANCE_CONFIG = PROJECT_ROOT / "instance" / "dagster.yaml"
 
 
 def _dagster_home() -> Path:
@@ -30,9 +32,8 @@ def _dagster_home() -> Path:
         return Path(os.environ["DAGSTER_HOME"])
     home = (get_settings().home / "dagster").absolute()
     home.mkdir(parents=True, exist_ok=True)
-    config = PROJECT_ROOT / "dagster.yaml"
-    if config.exists():
-        shutil.copy(config, home / "dagster.yaml")  # the project's file is the source of truth
+    if INSTANCE_CONFIG.exists():  # the project's file is the source of truth
+        shutil.copy(INSTANCE_CONFIG, home / "dagster.yaml")
     os.environ["DAGSTER_HOME"] = str(home)
     return home
 
@@ -66,6 +67,12 @@ def _verbose() -> bool:
     return os.getenv(VERBOSE_ENV, "").lower() in ("1", "true", "yes")
 
 
+def say(message: str) -> None:
+    """A progress line: shown unless ``--quiet`` (errors and failures always are)."""
+    if os.getenv(QUIET_ENV, "").lower() not in ("1", "true", "yes"):
+        click.echo(message)
+
+
 def _check_property_ids(
     ctx: click.Context, param: click.Parameter, value: tuple[str, ...] | str
 ) -> tuple[str, ...] | str:
@@ -79,13 +86,26 @@ def _check_property_ids(
 
 
 @click.group(cls=HostPMSGroup)
+@click.version_option(package_name="hostpms_pipeline", prog_name="hostpms")
 @click.option(
     "--verbose", "-v", is_flag=True, help="Show full tracebacks and Dagster's step-by-step log."
 )
-def main(verbose: bool) -> None:
-    """HostPMS → PostgreSQL and Parquet connector."""
+@click.option(
+    "--quiet", "-q", is_flag=True, help="Print only warnings, errors and failures (for cron)."
+)
+def main(verbose: bool, quiet: bool) -> None:
+    """HostPMS → PostgreSQL and Parquet connector.
+
+    Settings are HOSTPMS_* environment variables (docs/configuration.md); with none set,
+    everything runs locally: the HostPMS simulator, folders under .hostpms/ and a private
+    PostgreSQL (`hostpms db url`).
+    """
+    if verbose and quiet:
+        raise click.UsageError("--verbose and --quiet cannot be used together")
     if verbose:
         os.environ[VERBOSE_ENV] = "1"  # read by the run's console logger, in-process
+    if quiet:
+        os.environ[QUIET_ENV] = "1"  # read by say() and the run's console logger
 
 
 @main.command()
@@ -142,7 +162,7 @@ def sync(property_ids: tuple[str, ...], timings: bool) -> None:
     clock = StageClock()
     clock.add("startup", _seconds_since_start())
     with _stoppable():
-        outcomes = sync_properties(targets, echo=click.echo, clock=clock)
+        outcomes = sync_properties(targets, echo=say, clock=clock)
     if timings:
         clock.add("total", _seconds_since_start())
         click.echo(f"timings {json.dumps(clock.rounded())}", err=True)
@@ -164,7 +184,7 @@ def resync(property_id: str) -> None:
     get_settings()
     _dagster_home()
     with _stoppable():
-        outcomes = sync_properties([property_id], echo=click.echo, full_resync=True)
+        outcomes = sync_properties([property_id], echo=say, full_resync=True)
     _exit_for(outcomes, "resync")
 
 
@@ -178,8 +198,8 @@ def refetch(property_id: str) -> None:
     get_settings()
     _dagster_home()
     with _stoppable():
-        complete = refetch_windows(property_id, echo=click.echo)
-        outcomes = sync_properties([property_id], echo=click.echo)
+        complete = refetch_windows(property_id, echo=say)
+        outcomes = sync_properties([property_id], echo=say)
     _exit_for(outcomes, "refetch")
     if not complete:
         sys.exit(EXIT_FAILED)
@@ -223,11 +243,11 @@ def demo() -> None:
     get_settings.cache_clear()
     _dagster_home()
     settings = get_settings()
-    click.echo("Starting the embedded PostgreSQL and the HostPMS simulator...")
-    outcomes = sync_properties(settings.property_ids, echo=click.echo)
-    print_summary(echo=click.echo)
-    click.echo(f"\nDone in {time.monotonic() - started:.1f}s.")
-    click.echo(
+    say("Starting the embedded PostgreSQL and the HostPMS simulator...")
+    outcomes = sync_properties(settings.property_ids, echo=say)
+    print_summary(echo=say)
+    say(f"\nDone in {time.monotonic() - started:.1f}s.")
+    say(
         "Open the Dagster UI with `make dev` (or `.venv/bin/hostpms ui`), then http://127.0.0.1:3000"
     )
     if not all(outcome.success for outcome in outcomes):
@@ -244,18 +264,32 @@ def stop_postgres() -> None:
 
 
 @main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=3000, show_default=True, type=int)
-def ui(port: int) -> None:
-    """Open the Dagster UI (dagster dev) on this project, with the instance `hostpms sync` uses."""
+def ui(host: str, port: int) -> None:
+    """Open the Dagster UI and daemon (`dg dev`) on this project, with the instance `hostpms
+    sync` uses."""
+    os.execve(*ui_command(host, port))
+
+
+def ui_command(host: str, port: int) -> tuple[str, list[str], dict[str, str]]:
+    """``dg dev`` in the project root, where ``[tool.dg]`` in pyproject.toml names the code
+    location; the instance is ``_dagster_home()``'s, which holds the project's settings."""
     _dagster_home()
-    dagster = str(Path(sys.executable).parent / "dagster")
-    os.execv(dagster, [dagster, "dev", "-w", str(PROJECT_ROOT / "workspace.yaml"), "-p", str(port)])
+    dg = str(Path(sys.executable).parent / "dg")
+    # The environment dg runs the code location with is this one; saying so keeps dg from
+    # warning that the project's .venv is not "activated". No components here: no YAML to check.
+    environment = {**os.environ, "VIRTUAL_ENV": sys.prefix}
+    arguments = [dg, "dev", "--target-path", str(PROJECT_ROOT), "--no-check-yaml"]
+    return dg, [*arguments, "--host", host, "--port", str(port)], environment
 
 
 def _add_gdpr() -> None:
+    from hostpms_pipeline.cli.db import db
     from hostpms_pipeline.cli.gdpr import gdpr
 
     main.add_command(gdpr)
+    main.add_command(db)
 
 
 _add_gdpr()

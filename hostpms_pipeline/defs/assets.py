@@ -41,8 +41,10 @@ from hostpms_pipeline.engine.mapping import load_mapping_tables
 from hostpms_pipeline.entities.spec import EntitySpec
 from hostpms_pipeline.hostpms.client import FetchedPage
 from hostpms_pipeline.ingest import polling, webhook_discovery
+from hostpms_pipeline.lake import parquet_store
 from hostpms_pipeline.lake.parquet_delta import ParquetDelta
 from hostpms_pipeline.settings import get_settings
+from hostpms_pipeline.warehouse import entity_store
 
 # 503 and transient failures are retried by Dagster, later, from the checkpoint, within
 # HOSTPMS_MAX_RETRY_WAIT_SECONDS in all; configuration errors fail at once (step_errors).
@@ -60,6 +62,15 @@ def _preview(spec: EntitySpec, table: pa.Table) -> MetadataValue:
     head = table.select(columns).slice(0, PREVIEW_ROWS)
     text = head.to_pandas().to_markdown(index=False) if head.num_rows else "_no rows_"
     return MetadataValue.md(text)
+
+
+def _stored_rows(conn, spec: EntitySpec, property_id: str) -> dict[str, int]:
+    """The table's total is its row count (the UI's "Row count"); a run's batch has its own keys."""
+    by_hotel = entity_store.row_counts(conn, spec)
+    return {
+        "dagster/row_count": sum(by_hotel.values()),
+        "property_rows": by_hotel.get(property_id, 0),
+    }
 
 
 class RawConfig(Config):
@@ -128,7 +139,7 @@ def entity_assets(
             metadata={
                 "mode": "incremental" if scope.is_live() else "window",
                 "pages": result.pages,
-                "dagster/row_count": result.records,
+                "records_landed": result.records,
                 "watermark": str(result.watermark) if result.watermark else "none",
                 "duration_seconds": round(time.monotonic() - started, 2),
             }
@@ -169,7 +180,7 @@ def entity_assets(
                 "raw_files": len(batch.locations),
                 "raw_files_left_pending": raw.left_pending,
                 "rows_in": batch.raw_count,
-                "dagster/row_count": batch.rows.num_rows,
+                "rows_mapped": batch.rows.num_rows,
                 "rejected": batch.rejected.num_rows,
                 "rejects_by_reason": MetadataValue.json(batch.rejects_by_reason()),
                 "unknown_values": MetadataValue.json(batch.unknown_values()),
@@ -195,7 +206,7 @@ def entity_assets(
             batch,
             metadata={
                 "rows_in": mapped.rows.num_rows,
-                "dagster/row_count": batch.rows.num_rows,
+                "rows_out": batch.rows.num_rows,
                 "duplicates_dropped": mapped.rows.num_rows - batch.rows.num_rows,
                 "preview": _preview(spec, batch.rows),
                 "duration_seconds": round(time.monotonic() - started, 2),
@@ -262,7 +273,7 @@ def entity_assets(
                         "older_state_ignored": stats.stale,
                         "rejected_written": result.rejected_written,
                         "raw_files_processed": result.files_processed,
-                        "dagster/row_count": stats.inserted + stats.updated,
+                        **_stored_rows(conn, spec, property_id),
                         "duration_seconds": round(time.monotonic() - started, 2),
                     },
                 )
@@ -276,6 +287,9 @@ def entity_assets(
                         "partitions_rewritten": exported.partitions,
                         "partitions_merged_from_this_run": exported.merged,
                         "rows_written": exported.rows,
+                        "dagster/row_count": parquet_store.dataset_summary(
+                            processed_store.url, spec
+                        ).row_count,
                         "exported_at": datetime.now(UTC).isoformat(),
                         "duration_seconds": round(time.monotonic() - started, 2),
                     },

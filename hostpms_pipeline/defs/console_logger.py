@@ -16,7 +16,7 @@ import sys
 from dagster import Field, InitLoggerContext, logger
 from dagster._utils.log import create_console_logger
 
-from hostpms_pipeline import VERBOSE_ENV
+from hostpms_pipeline import QUIET_ENV, VERBOSE_ENV
 
 _META = "dagster_meta"
 _FRAMEWORK_NOTICES = ("Dependencies for step ",)
@@ -24,6 +24,10 @@ _FRAMEWORK_NOTICES = ("Dependencies for step ",)
 
 def verbose() -> bool:
     return os.getenv(VERBOSE_ENV, "").lower() in ("1", "true", "yes")
+
+
+def quiet_asked() -> bool:
+    return os.getenv(QUIET_ENV, "").lower() in ("1", "true", "yes")
 
 
 class AssetLinesOnly(logging.Filter):
@@ -52,6 +56,8 @@ class AssetLinesOnly(logging.Filter):
 def hostpms_console_logger(init_context: InitLoggerContext) -> logging.Logger:
     name = init_context.logger_config["name"]
     level = init_context.logger_config["log_level"].upper()
+    if quiet_asked():  # `hostpms --quiet`: warnings (retries) and errors only
+        level = max(logging.getLevelName(level), logging.WARNING)
     if verbose():
         return create_console_logger(name, level)
     quiet = logging.Logger(name, level=level)

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from dagster import (
     DagsterInstance,
     DagsterRunStatus,
+    DefaultSensorStatus,
     RunFailureSensorContext,
     RunRequest,
     RunsFilter,
@@ -30,6 +31,9 @@ from hostpms_pipeline.settings import get_settings
 from hostpms_pipeline.warehouse import checkpoints
 
 WAITING_STATUSES = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED]
+# A production connector's alarms run from the first start of the daemon; what loads data
+# (the hourly schedule, the webhook sensor) is switched on by the operator (README).
+ALARMS_START_ON = DefaultSensorStatus.RUNNING
 
 
 @sensor(
@@ -84,6 +88,7 @@ def _properties_with_a_load_waiting(instance: DagsterInstance) -> set[str]:
     name="hostpms_sync_failure_alert",
     monitored_jobs=[hostpms_sync_job, hostpms_webhook_job, hostpms_full_resync_job],
     description="On each failed sync: a warning, critical from the third failure in a row (PRD).",
+    default_status=ALARMS_START_ON,
 )
 def hostpms_sync_failure_alert(context: RunFailureSensorContext, notifier: NotifierResource):
     property_id = context.dagster_run.tags.get(PROPERTY_TAG)
@@ -99,6 +104,7 @@ def hostpms_sync_failure_alert(context: RunFailureSensorContext, notifier: Notif
     name="hostpms_sync_lag_alarm",
     minimum_interval_seconds=300,
     description="Critical alert when a property's data is more than 2 hours old (once per episode).",
+    default_status=ALARMS_START_ON,
 )
 def hostpms_sync_lag_alarm(
     context: SensorEvaluationContext, postgres: PostgresResource, notifier: NotifierResource
