@@ -25,7 +25,7 @@ from hostpms_pipeline.hostpms.client import FetchedPage, HostPMSClient
 from hostpms_pipeline.ingest import polling, webhook_discovery
 from hostpms_pipeline.sync.connections import Connections
 from hostpms_pipeline.sync.stages import StageClock
-from hostpms_pipeline.warehouse import ledger
+from hostpms_pipeline.warehouse import ledger, outbox
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -175,16 +175,20 @@ class _Loader:
             raise self._error
 
     def finish(self) -> None:
-        """Load what is left and write the touched Parquet days; raise what failed, if anything."""
-        if self._thread is None:
-            return
-        self._inbox.put(None)
-        self._thread.join()
-        self.raise_if_failed()
-        if self._outcome.files_loaded:
+        """Load what is left and write the queued Parquet days (this sync's, and any a
+        stopped export left queued); raise what failed, if anything."""
+        if self._thread is not None:
+            self._inbox.put(None)
+            self._thread.join()
+            self.raise_if_failed()
+        with self._connections.connect() as conn:
+            queued = outbox.waiting(conn, self._spec.table)
+            conn.commit()  # the export below is then a transaction of its own
+            if not queued:
+                return
             from hostpms_pipeline.engine import pipeline
 
-            with self._clock.stage("parquet"), self._connections.connect() as conn:
+            with self._clock.stage("parquet"):
                 exported = pipeline.export_parquet(
                     conn, self._spec, self._connections.processed_url, delta=self._delta
                 )

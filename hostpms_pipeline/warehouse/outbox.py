@@ -36,6 +36,14 @@ def enqueue(
         )
 
 
+def waiting(conn: psycopg.Connection, dataset: str) -> bool:
+    """Whether any day of ``dataset`` waits for its export."""
+    row = conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM parquet_outbox WHERE dataset = %s)", (dataset,)
+    ).fetchone()
+    return bool(row and row[0])
+
+
 def take(conn: psycopg.Connection, dataset: str) -> dict[DayPartition, set[str | None]]:
     """Claim every queued day of ``dataset``, with who queued it (call inside the export's
     transaction; rolled back if it fails).
