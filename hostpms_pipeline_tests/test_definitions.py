@@ -7,10 +7,11 @@ from dagster import DagsterInstance, DefaultSensorStatus, Definitions, build_sch
 
 from hostpms_pipeline.cli.commands import INSTANCE_CONFIG
 from hostpms_pipeline.definitions import defs as load_defs
-from hostpms_pipeline.defs.checks import ACCOUNTED_FOR, WEBHOOK_LAG, batch_rules
+from hostpms_pipeline.defs.checks import ACCOUNTED_FOR, WEBHOOK_LAG
 from hostpms_pipeline.defs.keys import entity_keys
 from hostpms_pipeline.defs.partitions import live_partition_key, sync_scope
 from hostpms_pipeline.defs.schedules import PROPERTY_TAG
+from hostpms_pipeline.engine.quality import batch_rules
 from hostpms_pipeline.entities import ENTITIES
 from hostpms_pipeline.settings import get_settings
 
@@ -118,3 +119,14 @@ def test_alarms_start_on_and_what_loads_data_waits_for_the_operator():
     assert defs.resolve_sensor_def("hostpms_sync_lag_alarm").default_status == running
     assert defs.resolve_sensor_def("hostpms_webhook_drops").default_status != running
     assert defs.resolve_schedule_def("hostpms_hourly_poll").default_status != running
+
+
+def test_no_retry_wait_means_no_retries(monkeypatch):
+    from hostpms_pipeline.defs.step_errors import sync_retry_policy
+    from hostpms_pipeline.settings import get_settings
+
+    for wait, retries in (("0", 0), ("600", 3)):
+        monkeypatch.setenv("HOSTPMS_MAX_RETRY_WAIT_SECONDS", wait)
+        get_settings.cache_clear()
+        assert sync_retry_policy().max_retries == retries
+    get_settings.cache_clear()

@@ -6,10 +6,11 @@ from decimal import Decimal
 import pyarrow as pa
 import pytest
 
-from hostpms_pipeline.defs.checks import batch_rules, evaluate_webhook_lag
+from hostpms_pipeline.defs.checks import evaluate_webhook_lag
 from hostpms_pipeline.defs.keys import entity_keys
 from hostpms_pipeline.engine import quality
 from hostpms_pipeline.engine.parsing import ISO_4217_CURRENCIES
+from hostpms_pipeline.engine.quality import batch_rules
 from hostpms_pipeline.entities import RESERVATIONS
 from hostpms_pipeline.entities.schema import row_schema
 from hostpms_pipeline_tests.test_transform import TR2_BOOKING

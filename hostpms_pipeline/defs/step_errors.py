@@ -37,6 +37,8 @@ _waited_in_process = [0.0]
 def sync_retry_policy() -> RetryPolicy:
     """Dagster's policy for what escapes :func:`fail_or_retry`: the same bounded schedule."""
     delays = errors.retry_delays(get_settings().max_retry_wait_seconds)
+    if not delays:  # HOSTPMS_MAX_RETRY_WAIT_SECONDS=0: never retry (a backoff needs a delay)
+        return RetryPolicy(max_retries=0)
     return RetryPolicy(
         max_retries=len(delays),
         delay=delays[0] if delays else None,
