@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     raw_url: str | None = None
     processed_url: str | None = None
     use_secrets_manager: bool = False
+    # Where `hostpms connect` keeps a property's OAuth credentials and webhook secret when
+    # Secrets Manager is off (mode 0600); unset: {home}/secrets.json.
+    secrets_file: Path | None = None
     # DynamoDB table for webhook idempotency (AWS); unset: a PostgreSQL table.
     idempotency_table: str | None = None
     # EventBridge bus that gets one event per landed webhook (AWS); unset: none is sent.
@@ -100,6 +103,10 @@ class Settings(BaseSettings):
     @property
     def resolved_processed_url(self) -> str:
         return self.processed_url or str((self.home / "processed").absolute())
+
+    @property
+    def resolved_secrets_file(self) -> Path:
+        return (self.secrets_file or self.home / "secrets.json").absolute()
 
     @property
     def postgres_data_dir(self) -> Path:

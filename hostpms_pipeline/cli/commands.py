@@ -129,11 +129,13 @@ def serve_webhooks(host: str, port: int, workers: int | None) -> None:
 def sync(property_ids: tuple[str, ...]) -> None:
     """Poll every configured property and run the pipeline in-process. Exits 1 if any failed,
     2 on a configuration error, 128 + N when stopped by signal N."""
+    from hostpms_pipeline.cli.progress import terminal_progress
     from hostpms_pipeline.cli.runner import sync_properties
+    from hostpms_pipeline.operations.registry import active_properties
 
-    targets = property_ids or get_settings().property_ids
+    targets = property_ids or active_properties(get_settings())
     _dagster_home()
-    with _stoppable():
+    with _stoppable(), terminal_progress():
         outcomes = sync_properties(targets, echo=click.echo)
     _exit_for(outcomes, "sync")
 
@@ -142,11 +144,12 @@ def sync(property_ids: tuple[str, ...]) -> None:
 @click.argument("property_id", callback=_check_property_ids)
 def resync(property_id: str) -> None:
     """Re-read one property's whole HostPMS history and reload it (dedup absorbs the repeats)."""
+    from hostpms_pipeline.cli.progress import terminal_progress
     from hostpms_pipeline.cli.runner import sync_properties
 
     get_settings()
     _dagster_home()
-    with _stoppable():
+    with _stoppable(), terminal_progress():
         outcomes = sync_properties([property_id], echo=click.echo, full_resync=True)
     _exit_for(outcomes, "resync")
 
@@ -241,7 +244,15 @@ def _add_gdpr() -> None:
     main.add_command(gdpr)
 
 
+def _add_operator_commands() -> None:
+    from hostpms_pipeline.cli.operator import connect, disconnect, status
+
+    for command in (connect, status, disconnect):
+        main.add_command(command)
+
+
 _add_gdpr()
+_add_operator_commands()
 
 if __name__ == "__main__":
     main()

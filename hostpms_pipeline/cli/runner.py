@@ -7,11 +7,12 @@ from dataclasses import dataclass
 
 from dagster import DagsterInstance
 
+from hostpms_pipeline import progress
 from hostpms_pipeline.cli import failures, signals
 from hostpms_pipeline.defs import build_definitions
 from hostpms_pipeline.defs.jobs import FULL_RESYNC_CONFIG
 from hostpms_pipeline.defs.keys import entity_keys
-from hostpms_pipeline.defs.partitions import live_partition_key
+from hostpms_pipeline.defs.partitions import live_partition_key, register_properties
 from hostpms_pipeline.defs.schedules import PROPERTY_TAG
 from hostpms_pipeline.entities import ENTITIES
 from hostpms_pipeline.settings import get_settings
@@ -21,6 +22,8 @@ Echo = Callable[[str], None]
 # INFO shows the assets' own progress lines (a line per landed page); Dagster's
 # step-by-step events stay in the instance's event log.
 PROGRESS_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
+# With a progress reporter listening (cli/progress.py), it shows the pages instead.
+QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
 @dataclass
@@ -36,8 +39,11 @@ def sync_properties(
     """One job run per property; a property's failure never stops the others."""
     defs = build_definitions(get_settings())
     job = defs.resolve_job_def("hostpms_full_resync_job" if full_resync else "hostpms_sync_job")
-    run_config = {**PROGRESS_RUN_CONFIG, **(FULL_RESYNC_CONFIG if full_resync else {})}
+    log_config = QUIET_RUN_CONFIG if progress.active() else PROGRESS_RUN_CONFIG
+    run_config = {**log_config, **(FULL_RESYNC_CONFIG if full_resync else {})}
     instance = DagsterInstance.get()
+    property_ids = list(property_ids)
+    register_properties(instance, property_ids)  # the dynamic property dimension
     signals.fail_orphaned_runs(instance)  # runs a killed CLI left STARTED
     outcomes = []
     connect = property_lock.connect_from_settings(get_settings())

@@ -27,7 +27,8 @@ from dagster import (
 )
 from pydantic import Field
 
-from hostpms_pipeline.defs import checks
+from hostpms_pipeline import progress as live_progress
+from hostpms_pipeline.defs import checks, coverage
 from hostpms_pipeline.defs.keys import entity_keys
 from hostpms_pipeline.defs.partitions import sync_scope
 from hostpms_pipeline.defs.resources import HostPMSResource, ObjectStoreResource, PostgresResource
@@ -96,6 +97,7 @@ def entity_assets(
 
         def progress(page: FetchedPage) -> None:
             context.log.info(f"{scope.property_id}: landed a page of {len(page.records)} {what}")
+            live_progress.page_landed(scope.property_id, what, len(page.records))
 
         # Configuration errors fail at once in one line; transient ones retry, announced.
         with fail_or_retry(context, scope.property_id):
@@ -242,6 +244,7 @@ def entity_assets(
                 keep = delta if keys.parquet in selected else None
                 result = pipeline.load_postgres(conn, batch, keep)
                 stats = result.stats
+                live_progress.rows_loaded(property_id, spec.table, batch.rows.num_rows)
                 yield MaterializeResult(
                     asset_key=keys.table,
                     metadata={
@@ -269,5 +272,10 @@ def entity_assets(
                         "duration_seconds": round(time.monotonic() - started, 2),
                     },
                 )
+            # Months a first pass loaded show as materialized (defs/coverage.py).
+            for event in coverage.history_materializations(
+                conn, context.instance, get_settings(), spec, property_id
+            ):
+                context.log_event(event)
 
     return [raw, mapped, deduplicated, load]
