@@ -27,6 +27,12 @@ def connect_factory(settings: Settings) -> Connect:
 
 
 def active_properties(settings: Settings) -> list[str]:
-    """``HOSTPMS_PROPERTY_IDS`` and the connected properties, less the disconnected ones."""
-    with connect_factory(settings)() as conn:
-        return properties.active_property_ids(conn, settings.property_ids)
+    """``HOSTPMS_PROPERTY_IDS`` and the connected properties, less the disconnected ones.
+
+    PostgreSQL unreachable: ``HOSTPMS_PROPERTY_IDS`` alone, whose syncs then each fail with
+    the one line naming the cause (as before there was a registry)."""
+    try:
+        with connect_factory(settings)() as conn:
+            return properties.active_property_ids(conn, settings.property_ids)
+    except psycopg.OperationalError:
+        return list(settings.property_ids)
