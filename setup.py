@@ -34,6 +34,7 @@ setup(
         "prometheus-client>=0.20",
         "python-stdnum>=1.20",  # NIF, DNI and NIE check digits
         "phonenumbers>=8.13",  # phones to E.164
+        "rich>=13",  # live progress and the status table on the command line
     ],
     extras_require={
         "dev": [

@@ -34,6 +34,7 @@ from hostpms_pipeline.hostpms.client import (
     UnknownProperty,
 )
 from hostpms_pipeline.hostpms.credentials import MissingSecret
+from hostpms_pipeline.hostpms.secret_store import UnsafeSecretsFile
 from hostpms_pipeline.lake.storage import StorageError
 from hostpms_pipeline.property_ids import InvalidPropertyId
 from hostpms_pipeline.settings import Settings
@@ -150,7 +151,7 @@ def _classify_one(  # noqa: C901 - one table of cases, read top to bottom
 ) -> Problem | None:
     if isinstance(error, ValidationError) and error.title == "Settings":
         return Problem(settings_line(error), transient=False)
-    if isinstance(error, InvalidPropertyId | ConfigurationError):
+    if isinstance(error, InvalidPropertyId | ConfigurationError | UnsafeSecretsFile):
         return Problem(str(error), transient=False)
     if isinstance(error, InvalidCredentials):
         return Problem(

@@ -83,6 +83,12 @@ class Settings(BaseSettings):
         description="Read `hostpms/{propertyId}/oauth-credentials`, "
         "`hostpms/{propertyId}/webhook-secret` and `hostpms/gdpr-key` from AWS Secrets Manager.",
     )
+    secrets_file: Path | None = Field(
+        default=None,
+        description="Where `hostpms connect` keeps each property's OAuth credentials and "
+        "webhook secret when Secrets Manager is off (mode 0600). Unset: "
+        "`{HOSTPMS_HOME}/secrets.json`.",
+    )
     idempotency_table: str | None = Field(
         default=None,
         description="DynamoDB table for webhook idempotency. Unset: a PostgreSQL table.",
@@ -197,6 +203,10 @@ class Settings(BaseSettings):
     @property
     def resolved_processed_url(self) -> str:
         return self.processed_url or str((self.home / "processed").absolute())
+
+    @property
+    def resolved_secrets_file(self) -> Path:
+        return (self.secrets_file or self.home / "secrets.json").absolute()
 
     @property
     def postgres_data_dir(self) -> Path:

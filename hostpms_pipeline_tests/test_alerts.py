@@ -30,7 +30,7 @@ from hostpms_pipeline.defs.sensors import hostpms_sync_failure_alert, hostpms_sy
 from hostpms_pipeline.settings import SIMULATOR_CLIENT_ID
 from hostpms_pipeline.simulator.server import serve_app_in_background
 from hostpms_pipeline.warehouse import checkpoints
-from hostpms_pipeline_tests.fixtures.definitions import connector_graph
+from hostpms_pipeline_tests.fixtures.definitions import connector_graph, instance_with_properties
 from hostpms_pipeline_tests.fixtures.s3 import TEST_ENV, TEST_REGION
 
 ALERT = alerts.Alert("critical", "PT-LIS-001", "3 consecutive failed sync run(s)", "see the UI")
@@ -100,7 +100,7 @@ def failing_resources(pg_url, pg_schema, tmp_path, running_simulator):
 def test_the_third_failure_in_a_row_is_critical(failing_resources, slack):
     url, received = slack
     partition = "2026-11-01|PT-LIS-001"
-    with DagsterInstance.ephemeral() as instance:
+    with instance_with_properties() as instance:
         for _ in range(3):
             run = materialize(
                 connector_graph(), resources=failing_resources, instance=instance, partition_key=partition,

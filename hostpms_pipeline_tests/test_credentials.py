@@ -2,12 +2,19 @@
 
 import json
 import logging
+import stat
 
 import boto3
 import pytest
 from pydantic import SecretStr
 
+from hostpms_pipeline.hostpms.client import Credentials
 from hostpms_pipeline.hostpms.credentials import MissingSecret, SecretProvider
+from hostpms_pipeline.hostpms.secret_store import (
+    LocalSecretsFile,
+    SecretsManagerStore,
+    UnsafeSecretsFile,
+)
 from hostpms_pipeline.settings import SIMULATOR_CLIENT_ID, Settings
 from hostpms_pipeline_tests.fixtures.s3 import TEST_ENV, TEST_REGION
 
@@ -73,3 +80,44 @@ def test_the_simulator_needs_no_configured_credentials_but_a_real_api_does():
 def test_property_ids_are_read_comma_separated(monkeypatch):
     monkeypatch.setenv("HOSTPMS_PROPERTY_IDS", " PT-LIS-001, ES-BCN-003 ,")
     assert Settings().property_ids == ("PT-LIS-001", "ES-BCN-003")
+
+
+def test_connect_stores_in_secrets_manager_under_the_prd_names_and_disconnect_deletes(
+    secrets_manager,
+):
+    store = SecretsManagerStore()
+    store.store("PT-LIS-001", Credentials("lisbon-client", "first"), webhook_secret="whsec_one")
+    store.store("PT-LIS-001", Credentials("lisbon-client", "second"), webhook_secret=None)  # again
+    provider = SecretProvider(
+        Settings(use_secrets_manager=True, api_base_url="https://example.test/v3")
+    )
+    assert provider.oauth_credentials("PT-LIS-001").client_secret == "second"
+    assert provider.webhook_secrets("PT-LIS-001") == ["whsec_one"]
+    assert store.delete("PT-LIS-001") == [
+        "hostpms/PT-LIS-001/oauth-credentials",
+        "hostpms/PT-LIS-001/webhook-secret",
+    ]
+    assert store.oauth_credentials("PT-LIS-001") is None
+    assert store.delete("PT-LIS-001") == []  # twice is harmless
+
+
+def test_the_local_secrets_file_is_owner_only_and_comes_before_settings(tmp_path):
+    settings = Settings(
+        home=tmp_path,
+        api_base_url="https://example.test/v3",
+        client_id="from-env",
+        client_secret=SecretStr("env-secret"),
+        webhook_secret=SecretStr("whsec_env"),
+    )
+    store = LocalSecretsFile(settings.resolved_secrets_file)
+    store.store("PT-POR-002", Credentials("porto-client", "porto-secret"), "whsec_porto")
+    assert stat.S_IMODE(settings.resolved_secrets_file.stat().st_mode) == 0o600
+    provider = SecretProvider(settings)
+    assert provider.oauth_credentials("PT-POR-002").client_id == "porto-client"
+    assert provider.webhook_secrets("PT-POR-002") == ["whsec_porto"]
+    assert provider.oauth_credentials("PT-LIS-001").client_id == "from-env"  # not connected
+    assert len(store.delete("PT-POR-002")) == 2
+    assert provider.webhook_secrets("PT-POR-002") == ["whsec_env"]
+    settings.resolved_secrets_file.chmod(0o644)
+    with pytest.raises(UnsafeSecretsFile, match="chmod 600"):
+        provider.oauth_credentials("PT-POR-002")

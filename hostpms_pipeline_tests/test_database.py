@@ -27,6 +27,9 @@ from hostpms_pipeline.warehouse import database
 BOOKING_SCHEMA = row_schema(RESERVATIONS)
 
 EXPECTED_TABLES = {
+    "properties",
+    "history_passes",
+    "webhook_outcomes",
     "bookings",
     "guests",
     "rooms",

@@ -3,13 +3,26 @@
 import shutil
 from datetime import UTC, datetime
 
-from dagster import DagsterInstance, DefaultSensorStatus, Definitions, build_schedule_context
+from dagster import (
+    DagsterInstance,
+    DefaultSensorStatus,
+    Definitions,
+    DynamicPartitionsDefinition,
+    build_schedule_context,
+    instance_for_test,
+)
 
 from hostpms_pipeline.cli.commands import INSTANCE_CONFIG
 from hostpms_pipeline.definitions import defs as load_defs
 from hostpms_pipeline.defs.checks import ACCOUNTED_FOR, WEBHOOK_LAG
 from hostpms_pipeline.defs.keys import entity_keys
-from hostpms_pipeline.defs.partitions import live_partition_key, sync_scope
+from hostpms_pipeline.defs.partitions import (
+    PROPERTIES_PARTITIONS_NAME,
+    live_partition_key,
+    register_properties,
+    sync_scope,
+)
+from hostpms_pipeline.defs.resources import PostgresResource
 from hostpms_pipeline.defs.schedules import PROPERTY_TAG
 from hostpms_pipeline.engine.quality import batch_rules
 from hostpms_pipeline.entities import ENTITIES
@@ -23,15 +36,31 @@ def test_definitions_load():
 
 
 def test_settings_are_read_when_the_code_location_loads_not_at_import(monkeypatch):
-    monkeypatch.setenv("HOSTPMS_PROPERTY_IDS", "PT-LIS-001,ES-BCN-009")
+    monkeypatch.setenv("HOSTPMS_HISTORY_START", "2025-06-01")
     get_settings.cache_clear()
     try:
         loaded = load_defs()
     finally:
         get_settings.cache_clear()
     raw = loaded.resolve_assets_def(entity_keys(ENTITIES[0]).raw)
+    months = raw.partitions_def.get_partitions_def_for_dimension("month")
+    assert months.get_first_partition_key() == "2025-06-01"
+
+
+def test_properties_are_a_dynamic_dimension_that_sync_runs_register():
+    raw = defs.resolve_assets_def(entity_keys(ENTITIES[0]).raw)
     properties = raw.partitions_def.get_partitions_def_for_dimension("property")
-    assert properties.get_partition_keys() == ["PT-LIS-001", "ES-BCN-009"]
+    assert isinstance(properties, DynamicPartitionsDefinition)
+    with DagsterInstance.ephemeral() as instance:
+        assert register_properties(instance, ["PT-LIS-001", "ES-BCN-009"]) == [
+            "PT-LIS-001",
+            "ES-BCN-009",
+        ]
+        assert register_properties(instance, ["PT-LIS-001"]) == []  # already there
+        assert properties.get_partition_keys(dynamic_partitions_store=instance) == [
+            "PT-LIS-001",
+            "ES-BCN-009",
+        ]
 
 
 def test_each_entity_is_its_own_chain_from_raw_to_postgres_and_parquet():
@@ -71,17 +100,23 @@ def test_bad_data_checks_block_postgres_and_warnings_do_not():
         assert on_parquet == {"postgres_matches_parquet"}
 
 
-def test_hourly_schedule_requests_the_live_partition_of_every_property():
+def test_hourly_schedule_requests_the_live_partition_of_every_property(pg_url, pg_schema):
     schedule = defs.resolve_schedule_def("hostpms_hourly_poll")
     assert schedule.cron_schedule == "0 * * * *"
     assert schedule.execution_timezone == "Europe/Lisbon"
     moment = datetime(2026, 3, 10, 9, 0, tzinfo=UTC)
-    context = build_schedule_context(
-        scheduled_execution_time=moment, repository_def=defs.get_repository_def()
-    )
-    requests = list(schedule.evaluate_tick(context).run_requests)
+    with instance_for_test() as instance:
+        context = build_schedule_context(
+            instance=instance,
+            scheduled_execution_time=moment,
+            repository_def=defs.get_repository_def(),
+            resources={"postgres": PostgresResource(url=pg_url, db_schema=pg_schema)},
+        )
+        requests = list(schedule.evaluate_tick(context).run_requests)
+        registered = instance.get_dynamic_partitions(PROPERTIES_PARTITIONS_NAME)
     scopes = [sync_scope(request.partition_key) for request in requests]
     assert [scope.property_id for scope in scopes] == list(get_settings().property_ids)
+    assert registered == list(get_settings().property_ids)
     assert all(scope.is_live(moment) for scope in scopes)
     assert len({request.run_key for request in requests}) == len(requests)
 

@@ -42,7 +42,7 @@ from hostpms_pipeline.simulator.server import serve_app_in_background
 from hostpms_pipeline.webhooks.acceptance import WebhookAcceptor
 from hostpms_pipeline.webhooks.idempotency import PostgresIdempotencyStore
 from hostpms_pipeline.webhooks.receiver import create_app
-from hostpms_pipeline_tests.fixtures.definitions import connector_graph
+from hostpms_pipeline_tests.fixtures.definitions import connector_graph, instance_with_properties
 from hostpms_pipeline_tests.fixtures.s3 import s3_client
 from hostpms_pipeline_tests.fixtures.simulator import subscribe_webhooks
 from hostpms_pipeline_tests.test_webhook_sensor import tick
@@ -71,7 +71,7 @@ def sync(resources, selection=None, partition=None):
     result = materialize(
         connector_graph(),
         resources=resources,
-        instance=DagsterInstance.ephemeral(),
+        instance=instance_with_properties(),
         partition_key=str(partition or live_partition_key(PROPERTY)),
         selection=selection,
         raise_on_error=False,

@@ -39,7 +39,7 @@ from hostpms_pipeline.warehouse import entity_store, ledger
 from hostpms_pipeline.webhooks.acceptance import WebhookAcceptor
 from hostpms_pipeline.webhooks.idempotency import PostgresIdempotencyStore
 from hostpms_pipeline.webhooks.receiver import create_app
-from hostpms_pipeline_tests.fixtures.definitions import connector_graph
+from hostpms_pipeline_tests.fixtures.definitions import connector_graph, instance_with_properties
 from hostpms_pipeline_tests.fixtures.simulator import subscribe_webhooks
 
 PROPERTY = "PT-LIS-001"
@@ -232,7 +232,7 @@ def test_simulator_webhook_reaches_postgres_through_receiver_sensor_and_run(
                 base_url="http://127.0.0.1:9/v3", postgres=sensor_resources["postgres"]
             ),
         },
-        instance=DagsterInstance.ephemeral(),
+        instance=instance_with_properties(),
     )
     assert run.success
     materialized = {event.asset_key for event in run.get_asset_materialization_events()}

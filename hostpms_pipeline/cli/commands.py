@@ -153,15 +153,18 @@ def serve_webhooks(host: str, port: int, workers: int | None) -> None:
     help="At the end, print the seconds spent per stage as one JSON line on stderr.",
 )
 def sync(property_ids: tuple[str, ...], timings: bool) -> None:
-    """Poll every configured property and load what changed into PostgreSQL and Parquet.
-    Exits 1 if any failed, 2 on a configuration error, 128 + N when stopped by signal N."""
+    """Poll every configured and connected property and load what changed into PostgreSQL and
+    Parquet. Exits 1 if any failed, 2 on a configuration error, 128 + N when stopped by signal N."""
+    from hostpms_pipeline.cli.progress import terminal_progress
     from hostpms_pipeline.cli.runner import sync_properties
+    from hostpms_pipeline.operations.registry import active_properties
     from hostpms_pipeline.sync.stages import StageClock
 
-    targets = property_ids or get_settings().property_ids
     clock = StageClock()
     clock.add("startup", _seconds_since_start())
-    with _stoppable():
+    targets = property_ids or active_properties(get_settings())
+    _dagster_home()  # where what the sync loaded is reported
+    with _stoppable(), terminal_progress():
         outcomes = sync_properties(targets, echo=say, clock=clock)
     if timings:
         clock.add("total", _seconds_since_start())
@@ -179,11 +182,12 @@ def _seconds_since_start() -> float:
 @click.argument("property_id", callback=_check_property_ids)
 def resync(property_id: str) -> None:
     """Re-read one property's whole HostPMS history and reload it (dedup absorbs the repeats)."""
+    from hostpms_pipeline.cli.progress import terminal_progress
     from hostpms_pipeline.cli.runner import sync_properties
 
     get_settings()
     _dagster_home()
-    with _stoppable():
+    with _stoppable(), terminal_progress():
         outcomes = sync_properties([property_id], echo=say, full_resync=True)
     _exit_for(outcomes, "resync")
 
@@ -292,7 +296,15 @@ def _add_gdpr() -> None:
     main.add_command(db)
 
 
+def _add_operator_commands() -> None:
+    from hostpms_pipeline.cli.operator import connect, disconnect, status
+
+    for command in (connect, status, disconnect):
+        main.add_command(command)
+
+
 _add_gdpr()
+_add_operator_commands()
 
 if __name__ == "__main__":
     main()

@@ -79,6 +79,7 @@ def gdpr() -> None:
 @_person_options
 def erase(email, nif, guest_id, property_id) -> None:
     """Erase a person's personal data from PostgreSQL, Parquet and the raw store, and keep it erased."""
+    from hostpms_pipeline.cli.progress import terminal_progress
     from hostpms_pipeline.gdpr import audit
     from hostpms_pipeline.gdpr.erasure import erase as run_erasure
     from hostpms_pipeline.gdpr.keys import current_hasher
@@ -87,14 +88,15 @@ def erase(email, nif, guest_id, property_id) -> None:
     person = _person(email, nif, guest_id, property_id)
     settings = get_settings()
     started = datetime.now(UTC)
-    report = run_erasure(
-        _connect_factory(),
-        open_store(settings.resolved_raw_url),
-        settings.resolved_processed_url,
-        current_hasher(),
-        person,
-        audit.os_actor(),
-    )
+    with terminal_progress():
+        report = run_erasure(
+            _connect_factory(),
+            open_store(settings.resolved_raw_url),
+            settings.resolved_processed_url,
+            current_hasher(),
+            person,
+            audit.os_actor(),
+        )
     seconds = (datetime.now(UTC) - started).total_seconds()
     resumed = f" (resumed from {report.resumed_from})" if report.resumed_from else ""
     click.echo(

@@ -24,7 +24,6 @@ from hostpms_pipeline.sync.stages import StageClock
 from hostpms_pipeline.warehouse import property_lock
 
 Echo = Callable[[str], None]
-PROGRESS_EVERY_SECONDS = 5.0
 
 
 @dataclass
@@ -95,11 +94,15 @@ def _sync_with_retries(
                     tables,
                     clock,
                     full_resync=full_resync and retry == 0,
-                    page_seen=_progress_lines(property_id, echo),
                 )
             with connections.connect() as conn:
                 for entry in raw_integrity.open_entries(conn, property_id):
                     echo(raw_integrity.set_aside_line(entry))
+            if any(outcome.files_loaded for outcome in entities):
+                with clock.stage("dagster_report"):
+                    from hostpms_pipeline.sync import dagster_report
+
+                    dagster_report.report(connections, property_id, entities)
             return SyncOutcome(property_id, True, "; ".join(e.summary() for e in entities))
         except (stopping.StopRequested, KeyboardInterrupt):
             return SyncOutcome(property_id, False, _interrupted_line())
@@ -132,30 +135,6 @@ def _sync_with_retries(
 def _interrupted_line() -> str:
     by = f" by {signals.name()}" if signals.received() else ""
     return f"INTERRUPTED{by} (checkpoints stay where the last landed pages left them)"
-
-
-def _progress_lines(property_id: str, echo: Echo):
-    """A line per entity every few seconds while pages arrive: pages, records, rate."""
-    state = {"began": time.monotonic(), "said": time.monotonic(), "pages": 0, "records": 0}
-
-    def seen(spec, page) -> None:
-        if state.get("collection") != spec.collection:
-            began = time.monotonic()
-            state.update(collection=spec.collection, pages=0, records=0, began=began, said=began)
-        state["pages"] += 1
-        state["records"] += page.record_count
-        now = time.monotonic()
-        if state["pages"] == 1:
-            echo(f"{property_id}: {spec.collection}: polling...")
-        elif now - state["said"] >= PROGRESS_EVERY_SECONDS:
-            state["said"] = now
-            rate = state["records"] / max(now - state["began"], 1e-9)
-            echo(
-                f"{property_id}: {spec.collection}: {state['pages']} pages, "
-                f"{state['records']} records ({rate:,.0f}/s)"
-            )
-
-    return seen
 
 
 def print_summary(echo: Echo) -> None:

@@ -16,6 +16,7 @@ from hostpms_pipeline.defs.jobs import (
     hostpms_webhook_job,
 )
 from hostpms_pipeline.defs.partitions import property_month_partitions
+from hostpms_pipeline.defs.properties import hostpms_property_partitions, properties_healthy
 from hostpms_pipeline.defs.resources import build_resources
 from hostpms_pipeline.defs.schedules import hostpms_hourly_poll
 from hostpms_pipeline.defs.sensors import (
@@ -32,7 +33,10 @@ def build_definitions(settings: Settings) -> Definitions:
     partitions = property_month_partitions(settings)
     return Definitions(
         assets=[asset for spec in ENTITIES for asset in entity_assets(spec, partitions)],
-        asset_checks=[check for spec in ENTITIES for check in warehouse_checks(spec)],
+        asset_checks=[
+            *(check for spec in ENTITIES for check in warehouse_checks(spec)),
+            properties_healthy,
+        ],
         jobs=[
             hostpms_sync_job,
             hostpms_full_resync_job,
@@ -41,7 +45,12 @@ def build_definitions(settings: Settings) -> Definitions:
             hostpms_gdpr_retention_job,
         ],
         schedules=[hostpms_hourly_poll, hostpms_gdpr_daily_retention],
-        sensors=[hostpms_webhook_drops, hostpms_sync_failure_alert, hostpms_sync_lag_alarm],
+        sensors=[
+            hostpms_webhook_drops,
+            hostpms_sync_failure_alert,
+            hostpms_sync_lag_alarm,
+            hostpms_property_partitions,
+        ],
         resources=build_resources(settings),
         loggers={"console": hostpms_console_logger},  # no stack traces unless --verbose
         # The steps of one sync run one after the other on Arrow tables; one process

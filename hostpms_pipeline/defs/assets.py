@@ -27,7 +27,8 @@ from dagster import (
 )
 from pydantic import Field
 
-from hostpms_pipeline.defs import checks
+from hostpms_pipeline import progress as live_progress
+from hostpms_pipeline.defs import checks, coverage
 from hostpms_pipeline.defs.keys import entity_keys
 from hostpms_pipeline.defs.partitions import sync_scope
 from hostpms_pipeline.defs.resources import HostPMSResource, ObjectStoreResource, PostgresResource
@@ -118,6 +119,7 @@ def entity_assets(
                     f"{scope.property_id}: landed {landed['pages']} page(s), "
                     f"{landed['records']} {what}"
                 )
+            live_progress.page_landed(scope.property_id, what, page.record_count)
 
         # Configuration errors fail at once in one line; transient ones retry, announced.
         with fail_or_retry(context, scope.property_id):
@@ -264,6 +266,7 @@ def entity_assets(
                 keep = delta if keys.parquet in selected else None
                 result = pipeline.load_postgres(conn, batch, keep)
                 stats = result.stats
+                live_progress.rows_loaded(property_id, spec.table, batch.rows.num_rows)
                 yield MaterializeResult(
                     asset_key=keys.table,
                     metadata={
@@ -294,5 +297,10 @@ def entity_assets(
                         "duration_seconds": round(time.monotonic() - started, 2),
                     },
                 )
+            # Months a first pass loaded show as materialized (defs/coverage.py).
+            for event in coverage.history_materializations(
+                conn, context.instance, get_settings(), spec, property_id
+            ):
+                context.log_event(event)
 
     return [raw, mapped, deduplicated, load]

@@ -30,7 +30,7 @@ from hostpms_pipeline.entities import BY_COLLECTION
 from hostpms_pipeline.entities.spec import EntitySpec
 from hostpms_pipeline.lake import parquet_store, raw_integrity
 from hostpms_pipeline.settings import get_settings
-from hostpms_pipeline.warehouse import checkpoints, entity_store
+from hostpms_pipeline.warehouse import checkpoints, entity_store, properties
 
 SYNC_LAG_LIMIT = timedelta(hours=2)  # the PRD's "data sync lag" critical alarm
 WEBHOOK_LAG_TARGET = timedelta(seconds=30)  # the PRD's data-sync latency for webhooks
@@ -155,13 +155,14 @@ def warehouse_checks(spec: EntitySpec) -> list[AssetChecksDefinition]:
     def every_property_synced_recently(postgres: PostgresResource) -> AssetCheckResult:
         with postgres.connect() as conn:
             last_sync = checkpoints.last_sync_times(conn, spec.collection)
+            active = properties.active_property_ids(conn, get_settings().property_ids)
         now = datetime.now(UTC)
         limit = SYNC_LAG_LIMIT.total_seconds() / 60
         lag = {
             property_id: (now - last_sync[property_id]).total_seconds() / 60
             if property_id in last_sync
             else None
-            for property_id in get_settings().property_ids
+            for property_id in active
         }
         stale = [p for p, minutes in lag.items() if minutes is None or minutes > limit]
         shown = {p: round(m, 1) if m is not None else "never synced" for p, m in lag.items()}

@@ -9,15 +9,19 @@ The definition is built from settings when the code location loads, never at imp
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from dagster import (
+    AddDynamicPartitionsRequest,
+    DagsterInstance,
+    DeleteDynamicPartitionsRequest,
+    DynamicPartitionsDefinition,
     MonthlyPartitionsDefinition,
     MultiPartitionKey,
     MultiPartitionsDefinition,
-    StaticPartitionsDefinition,
 )
 
 from hostpms_pipeline.settings import Settings
@@ -26,14 +30,63 @@ PROPERTY_DIMENSION = "property"
 MONTH_DIMENSION = "month"
 PARTITION_TIMEZONE = "Europe/Lisbon"
 MONTH_KEY_FORMAT = "%Y-%m-%d"  # the first day of the month, as Dagster's monthly keys
+PROPERTIES_PARTITIONS_NAME = "hostpms_properties"
+PROPERTIES = DynamicPartitionsDefinition(name=PROPERTIES_PARTITIONS_NAME)
+
+
+def month_partitions(settings: Settings) -> MonthlyPartitionsDefinition:
+    return MonthlyPartitionsDefinition(
+        start_date=settings.history_start, timezone=PARTITION_TIMEZONE, end_offset=1
+    )
 
 
 def property_month_partitions(settings: Settings) -> MultiPartitionsDefinition:
-    months = MonthlyPartitionsDefinition(
-        start_date=settings.history_start, timezone=PARTITION_TIMEZONE, end_offset=1
+    return MultiPartitionsDefinition(
+        {PROPERTY_DIMENSION: PROPERTIES, MONTH_DIMENSION: month_partitions(settings)}
     )
-    properties = StaticPartitionsDefinition(list(settings.property_ids))
-    return MultiPartitionsDefinition({PROPERTY_DIMENSION: properties, MONTH_DIMENSION: months})
+
+
+def register_properties(instance: DagsterInstance, property_ids: Iterable[str]) -> list[str]:
+    """Add the properties missing from the instance's property dimension; returns those added."""
+    known = set(instance.get_dynamic_partitions(PROPERTIES_PARTITIONS_NAME))
+    missing = [p for p in dict.fromkeys(property_ids) if p not in known]
+    if missing:
+        instance.add_dynamic_partitions(PROPERTIES_PARTITIONS_NAME, missing)
+    return missing
+
+
+def unregister_property(instance: DagsterInstance, property_id: str) -> bool:
+    """Take a disconnected property out of the dimension: no run can be launched for it."""
+    if not instance.has_dynamic_partition(PROPERTIES_PARTITIONS_NAME, property_id):
+        return False
+    instance.delete_dynamic_partition(PROPERTIES_PARTITIONS_NAME, property_id)
+    return True
+
+
+def reconcile_requests(
+    known: Iterable[str], active: Iterable[str], disconnected: Iterable[str]
+) -> list[AddDynamicPartitionsRequest | DeleteDynamicPartitionsRequest]:
+    """What a sensor asks of the instance so the dimension holds the active properties and
+    none of the disconnected ones (a property merely dropped from settings keeps its history)."""
+    known = set(known)
+    add = [p for p in dict.fromkeys(active) if p not in known]
+    delete = sorted(known & set(disconnected))
+    requests: list[AddDynamicPartitionsRequest | DeleteDynamicPartitionsRequest] = []
+    if add:
+        requests.append(AddDynamicPartitionsRequest(PROPERTIES_PARTITIONS_NAME, add))
+    if delete:
+        requests.append(DeleteDynamicPartitionsRequest(PROPERTIES_PARTITIONS_NAME, delete))
+    return requests
+
+
+def month_key(moment: datetime) -> str:
+    """The month partition holding ``moment`` (months are Lisbon months)."""
+    local = moment.astimezone(ZoneInfo(PARTITION_TIMEZONE))
+    return local.date().replace(day=1).strftime(MONTH_KEY_FORMAT)
+
+
+def property_month_key(property_id: str, month: str) -> MultiPartitionKey:
+    return MultiPartitionKey({PROPERTY_DIMENSION: property_id, MONTH_DIMENSION: month})
 
 
 @dataclass(frozen=True)
@@ -65,6 +118,4 @@ def sync_scope(partition_key: str) -> SyncScope:
 
 
 def live_partition_key(property_id: str, now: datetime | None = None) -> MultiPartitionKey:
-    local = (now or datetime.now(UTC)).astimezone(ZoneInfo(PARTITION_TIMEZONE))
-    month = local.date().replace(day=1).strftime(MONTH_KEY_FORMAT)
-    return MultiPartitionKey({PROPERTY_DIMENSION: property_id, MONTH_DIMENSION: month})
+    return property_month_key(property_id, month_key(now or datetime.now(UTC)))

@@ -23,12 +23,12 @@ from hostpms_pipeline.defs.jobs import (
     hostpms_sync_job,
     hostpms_webhook_job,
 )
-from hostpms_pipeline.defs.partitions import live_partition_key
+from hostpms_pipeline.defs.partitions import live_partition_key, register_properties
 from hostpms_pipeline.defs.resources import NotifierResource, ObjectStoreResource, PostgresResource
 from hostpms_pipeline.defs.schedules import PROPERTY_TAG
 from hostpms_pipeline.ingest import webhook_discovery
 from hostpms_pipeline.settings import get_settings
-from hostpms_pipeline.warehouse import checkpoints
+from hostpms_pipeline.warehouse import checkpoints, properties
 
 WAITING_STATUSES = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED]
 # A production connector's alarms run from the first start of the daemon; what loads data
@@ -56,9 +56,9 @@ def hostpms_webhook_drops(
     now = datetime.now(UTC)
     listed_through = datetime.fromisoformat(cursor["listed_through"]) if cursor else now
     with postgres.connect() as conn:
-        new_drops = webhook_discovery.discover(
-            raw_store.open(), conn, get_settings().property_ids, listed_through
-        )
+        property_ids = properties.active_property_ids(conn, get_settings().property_ids)
+        new_drops = webhook_discovery.discover(raw_store.open(), conn, property_ids, listed_through)
+    register_properties(context.instance, [p for p, drops in new_drops.items() if drops])
     next_cursor = json.dumps({"listed_through": now.isoformat()})
     # A load not yet started will take every pending drop of its property: ask for no other.
     waiting = _properties_with_a_load_waiting(context.instance)
@@ -113,7 +113,8 @@ def hostpms_sync_lag_alarm(
     alerted = set(json.loads(context.cursor)) if context.cursor else set()
     with postgres.connect() as conn:
         last_sync = checkpoints.last_sync_times(conn, "reservations")
-    stale = alerts.stale_properties(last_sync, list(get_settings().property_ids), datetime.now(UTC))
+        property_ids = properties.active_property_ids(conn, get_settings().property_ids)
+    stale = alerts.stale_properties(last_sync, property_ids, datetime.now(UTC))
     for property_id in sorted(stale.keys() - alerted):
         alert = alerts.Alert(
             "critical", property_id, "data sync lag over 2 hours", stale[property_id]

@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 import psycopg
 
-ACTIONS = ("erasure", "export", "suppression_match", "report", "retention")
+ACTIONS = ("erasure", "export", "suppression_match", "report", "retention", "property_purge")
 
 
 def os_actor() -> str:

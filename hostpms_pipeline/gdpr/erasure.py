@@ -36,6 +36,7 @@ import psycopg
 import pyarrow as pa
 from psycopg import sql
 
+from hostpms_pipeline import progress
 from hostpms_pipeline.engine import pipeline, transform
 from hostpms_pipeline.entities import ENTITIES
 from hostpms_pipeline.entities.schema import day_partition, row_schema, utc_dates
@@ -173,13 +174,17 @@ def erase(
         hashes = {h for _, h in identifiers}
         with conn.transaction():
             report.counts["postgres"] = erase_postgres(conn, hasher, hashes)
+            erased = sum(report.counts["postgres"].values())
+            progress.advance(progress.Advance("erasure", "postgres", "rows erased", erased))
             _set_state(conn, request_id, "postgres_erased", report.counts)
         _crash_point("postgres_erased")
 
         # 6. Parquet: every queued day rewritten from PostgreSQL.
         partitions = 0
         for spec in ENTITIES:
-            partitions += pipeline.export_parquet(conn, spec, processed_url).partitions
+            rewritten = pipeline.export_parquet(conn, spec, processed_url).partitions
+            partitions += rewritten
+            progress.advance(progress.Advance("erasure", "parquet", "days rewritten", rewritten))
         report.counts["parquet"] = {"partitions_rewritten": partitions}
         # The webhook idempotency store keeps event ids and locations, never bodies.
         report.counts["idempotency"] = {"bodies_kept": 0}

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import orjson
 
+from hostpms_pipeline import progress
 from hostpms_pipeline.entities import BY_COLLECTION
 from hostpms_pipeline.entities.spec import IdentifierKind
 from hostpms_pipeline.gdpr.keys import Hasher
@@ -54,6 +55,7 @@ def redact_store(
     keys = [info.key for info in store.list(prefix)]
     for key, body in _pages(store, keys):
         result.files_scanned += 1
+        progress.advance(progress.Advance("erasure", "raw files", "scanned", 1, total=len(keys)))
         try:
             page = orjson.loads(body)
         except orjson.JSONDecodeError:

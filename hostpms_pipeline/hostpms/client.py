@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 import orjson
+from pydantic import ValidationError
 from tenacity import (
     RetryCallState,
     Retrying,
@@ -116,6 +117,16 @@ class OAuthClientCredentials(httpx.Auth):
             yield from self._refresh()
             request.headers["Authorization"] = f"Bearer {self._token}"
             yield request
+
+    def fetch_token(self, http: httpx.Client) -> None:
+        """One token request now, outside any other request (``HostPMSClient.check_credentials``)."""
+        flow = self._refresh()
+        request = next(flow)
+        response = http.send(request, auth=None)  # the token request itself carries no token
+        try:
+            flow.send(response)
+        except StopIteration:
+            pass
 
     def _needs_refresh(self) -> bool:
         return self._token is None or time.monotonic() >= self._expires_at
@@ -256,6 +267,49 @@ class HostPMSClient:
         if endpoint is not None and self._limiter is not None:
             self._limiter.acquire(self.client_id, endpoint)
 
+    def check_credentials(self) -> None:
+        """One token request: raises ``InvalidCredentials`` naming ``invalid_client`` when
+        HostPMS refuses the client id and secret."""
+        try:
+            self.auth.fetch_token(self._http)
+        except httpx.ConnectError as error:
+            reason = _unreachable_reason(error)
+            raise ApiUnreachable(f"{contract.TOKEN_PATH}: HostPMS {reason}", reason) from None
+        except (httpx.TimeoutException, httpx.TransportError) as error:
+            raise TransientServerError(f"{contract.TOKEN_PATH}: {type(error).__name__}") from None
+
+    def subscribe(
+        self, property_id: str, url: str, events: tuple[str, ...] = contract.WEBHOOK_EVENTS
+    ) -> contract.Subscription:
+        """Subscribe ``url`` to the property's webhook events; HostPMS returns the signing secret."""
+        body = {"property_id": property_id, "url": url, "events": list(events)}
+        response = self._post(contract.SUBSCRIBE_PATH, body)
+        if response.status_code not in (200, 201):
+            _raise_for_status(contract.SUBSCRIBE_PATH, response)
+        try:
+            return contract.Subscription.model_validate_json(response.content)
+        except ValidationError:
+            raise MalformedResponse(
+                f"{contract.SUBSCRIBE_PATH}: no subscription in the answer"
+            ) from None
+
+    def unsubscribe(self, subscription_id: str) -> bool:
+        """Remove a subscription; False if HostPMS no longer knows it (already removed)."""
+        response = self._post(contract.UNSUBSCRIBE_PATH, {"subscription_id": subscription_id})
+        if response.status_code == 404:
+            return False
+        _raise_for_status(contract.UNSUBSCRIBE_PATH, response)
+        return True
+
+    def _post(self, path: str, body: dict[str, Any]) -> httpx.Response:
+        try:
+            return self._http.post(path, json=body)
+        except httpx.ConnectError as error:
+            reason = _unreachable_reason(error)
+            raise ApiUnreachable(f"{path}: HostPMS {reason}", reason) from None
+        except (httpx.TimeoutException, httpx.TransportError) as error:
+            raise TransientServerError(f"{path}: {type(error).__name__}") from None
+
     def iter_pages(
         self,
         property_id: str,
@@ -359,6 +413,9 @@ def _raise_for_status(path: str, response: httpx.Response) -> None:
         return
     if status in _ERROR_FOR_STATUS:
         raise _ERROR_FOR_STATUS[status](path, response)
+    if status == 400:  # the answer's error code and detail name what was wrong
+        detail = _error_code(response) or "invalid_request"
+        raise HostPMSError(f"{path}: HostPMS refused the request ({detail})")
     if status > 500:  # 502, 504...: like a 500
         raise TransientServerError(f"{path}: HostPMS answered {status}")
     raise HostPMSError(f"{path}: unexpected status {status}")

@@ -1,4 +1,5 @@
-"""Per-property secrets: AWS Secrets Manager when configured, else settings.
+"""Per-property secrets: AWS Secrets Manager when configured, else the local secrets file
+that ``hostpms connect`` writes (``secret_store``), else settings.
 
 Secret names follow the PRD (``hostpms/{propertyId}/oauth-credentials`` and
 ``hostpms/{propertyId}/webhook-secret``). Values are cached for a few minutes so a
@@ -15,6 +16,7 @@ from typing import Any
 
 from hostpms_pipeline.hostpms import contract
 from hostpms_pipeline.hostpms.client import Credentials
+from hostpms_pipeline.hostpms.secret_store import LocalSecretsFile
 from hostpms_pipeline.settings import SIMULATOR_CLIENT_ID, SIMULATOR_CLIENT_SECRET, Settings
 
 CACHE_SECONDS = 300
@@ -62,6 +64,9 @@ class SecretProvider:
             )
             value = json.loads(raw)
             return Credentials(value["client_id"], value["client_secret"])
+        stored = self._local().oauth_credentials(property_id)
+        if stored is not None:
+            return stored
         if self.settings.client_id and self.settings.client_secret:
             return Credentials(
                 self.settings.client_id, self.settings.client_secret.get_secret_value()
@@ -73,6 +78,9 @@ class SecretProvider:
             "or HOSTPMS_USE_SECRETS_MANAGER=true"
         )
 
+    def _local(self) -> LocalSecretsFile:
+        return LocalSecretsFile(self.settings.resolved_secrets_file)
+
     def webhook_secrets(self, property_id: str) -> list[str]:
         """Every secret currently valid for the property (several while rotating)."""
         if self.settings.use_secrets_manager:
@@ -80,6 +88,9 @@ class SecretProvider:
                 contract.WEBHOOK_SECRET_NAME.format(property_id=property_id)
             )
             return _parse_webhook_secret(raw)
+        stored = self._local().webhook_secrets(property_id)
+        if stored:
+            return stored
         if self.settings.webhook_secret:
             return _parse_webhook_secret(self.settings.webhook_secret.get_secret_value())
         raise MissingSecret(f"no webhook secret configured for property {property_id!r}")

@@ -23,13 +23,14 @@ import psycopg
 from hostpms_pipeline import stopping
 from hostpms_pipeline.entities import BY_COLLECTION
 from hostpms_pipeline.entities.schema import SOURCE
+from hostpms_pipeline.errors import ConfigurationError
 from hostpms_pipeline.gdpr.redaction import Landing, LandingGuard
 from hostpms_pipeline.hostpms import contract
 from hostpms_pipeline.hostpms.client import FetchedPage, HostPMSClient
 from hostpms_pipeline.lake import raw_integrity
 from hostpms_pipeline.lake.raw_layout import polling_key
 from hostpms_pipeline.lake.storage import ObjectStore
-from hostpms_pipeline.warehouse import checkpoints, entity_store, ledger
+from hostpms_pipeline.warehouse import checkpoints, entity_store, history_passes, ledger, properties
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,7 @@ class SyncResult:
     records: int = 0
     locations: list[str] = field(default_factory=list)
     watermark: datetime | None = None
+    first_pass: bool = False  # no checkpoint before: the pass read everything since its start
 
     def add(self, page: FetchedPage, location: str | None) -> None:
         self.pages += 1
@@ -132,12 +134,17 @@ def sync_incremental(
 
     ``committed`` is told the locations of each group of files once they are in the
     ledger (a loader may start on them while later pages still arrive).
+
+    Without a checkpoint, everything since the property's history start (``hostpms connect
+    --history-months``; none: everything HostPMS has).
     """
     with connect() as conn:
+        _refuse_disconnected(conn, property_id)
         checkpoint = checkpoints.get_checkpoint(conn, property_id, collection)
+        history_from = properties.history_from(conn, property_id)
     stored_since = checkpoint.updated_since if checkpoint else None
-    query_since = stored_since - overlap if stored_since else None
-    result = SyncResult(property_id, collection)
+    query_since = stored_since - overlap if stored_since else history_from
+    result = SyncResult(property_id, collection, first_pass=stored_since is None)
     pages = client.iter_pages(
         property_id,
         collection,
@@ -153,6 +160,8 @@ def sync_incremental(
         checkpoints.save_checkpoint(
             conn, property_id, collection, updated_since=new_since, cursor=last.next_cursor
         )
+        if done and result.first_pass:
+            history_passes.record_completed(conn, property_id, collection, history_from)
 
     _land_in_groups(
         store,
@@ -181,12 +190,22 @@ def sync_window(
     committed: Committed | None = None,
 ) -> SyncResult:
     """Records updated in [start, end): backfills. Leaves the incremental checkpoint alone."""
+    with connect() as conn:
+        _refuse_disconnected(conn, property_id)
     result = SyncResult(property_id, collection)
     pages = client.iter_pages(
         property_id, collection, updated_since=window_start, updated_before=window_end
     )
     _land_in_groups(store, connect, pages, result, None, progress, committed, COMMIT_PAGES, None)
     return result
+
+
+def _refuse_disconnected(conn: psycopg.Connection, property_id: str) -> None:
+    """No request is sent for a property disconnected with ``hostpms disconnect``."""
+    if properties.is_disconnected(conn, property_id):
+        raise ConfigurationError(
+            f"{property_id} is disconnected; `hostpms connect` it again to sync it"
+        )
 
 
 def _land_in_groups(

@@ -119,6 +119,7 @@ class Api:
     async def collection(self, request: Request) -> Response:
         property_id = request.path_params["property_id"]
         collection = request.path_params["collection"]
+        self.sim.property_requests[property_id] += 1
         try:
             verdict = self._admit(request, property_id, collection)
         except Refused as refused:

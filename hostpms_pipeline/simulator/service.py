@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import datetime
 from typing import Any
 
@@ -32,6 +33,8 @@ class HostPMSSimulator:
         self.tokens = TokenStore(self.config.clients, self.config.token_lifetime_seconds)
         self.rate_limiter = RateLimiter(self.config.rate_limit, self.config.rate_window_seconds)
         self.faults = Faults()
+        # Collection requests per property, admitted or not: what a client asked of whom.
+        self.property_requests: Counter[str] = Counter()
         self.webhooks = WebhookDispatcher(
             self.config.webhooks, self.dataset, self.clock, self.config.seed
         )
@@ -68,6 +71,7 @@ class HostPMSSimulator:
                 "window_seconds": self.config.rate_window_seconds,
             },
             "request_counts": self.rate_limiter.request_counts(),
+            "property_requests": dict(self.property_requests),
             "tokens_issued": self.tokens.issued,
             "faults_pending": self.faults.pending(),
             "subscriptions": self.webhooks.subscriptions(),

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING
 
+from hostpms_pipeline import progress
 from hostpms_pipeline.entities import ENTITIES
 from hostpms_pipeline.entities.spec import EntitySpec
 from hostpms_pipeline.hostpms.client import FetchedPage, HostPMSClient
@@ -32,8 +33,6 @@ if TYPE_CHECKING:
 
     from hostpms_pipeline.engine.mapping import MappingTables
     from hostpms_pipeline.lake.parquet_delta import ParquetDelta
-
-PageSeen = Callable[[EntitySpec, FetchedPage], None]
 
 
 class BlockingCheckFailed(Exception):
@@ -73,12 +72,11 @@ def sync_property(
     clock: StageClock,
     *,
     full_resync: bool = False,
-    page_seen: PageSeen | None = None,
 ) -> list[EntityOutcome]:
     """Every entity of the property, one after the other; raises on the first failure
     (what was committed before it stays). ``tables`` is called once there is data to map."""
     return [
-        _sync_entity(connections, client, property_id, spec, tables, clock, full_resync, page_seen)
+        _sync_entity(connections, client, property_id, spec, tables, clock, full_resync)
         for spec in ENTITIES
     ]
 
@@ -91,7 +89,6 @@ def _sync_entity(
     tables: Callable[[], MappingTables],
     clock: StageClock,
     full_resync: bool,
-    page_seen: PageSeen | None,
 ) -> EntityOutcome:
     outcome = EntityOutcome(spec)
     connect = connections.connect
@@ -100,7 +97,7 @@ def _sync_entity(
         waiting = ledger.pending_files(conn, property_id=property_id, collection=spec.collection)
     if full_resync:
         polling.reset_for_full_resync(connect, property_id, spec.collection)
-    loader = _Loader(connections, spec, tables, clock, outcome)
+    loader = _Loader(connections, property_id, spec, tables, clock, outcome)
     try:
         loader.submit(waiting)
 
@@ -108,9 +105,8 @@ def _sync_entity(
             loader.raise_if_failed()  # a failed load stops the polling too
             loader.submit(locations)
 
-        def progress(page: FetchedPage) -> None:
-            if page_seen:
-                page_seen(spec, page)
+        def landed(page: FetchedPage) -> None:
+            progress.page_landed(property_id, spec.collection, page.record_count)
 
         with clock.stage("poll"):
             result = polling.sync_incremental(
@@ -119,7 +115,7 @@ def _sync_entity(
                 connect,
                 property_id,
                 spec.collection,
-                progress=progress,
+                progress=landed,
                 committed=committed,
             )
         outcome.polled = result.records
@@ -137,12 +133,14 @@ class _Loader:
     def __init__(
         self,
         connections: Connections,
+        property_id: str,
         spec: EntitySpec,
         tables: Callable[[], MappingTables],
         clock: StageClock,
         outcome: EntityOutcome,
     ):
         self._connections = connections
+        self._property_id = property_id
         self._spec = spec
         self._tables = tables
         self._clock = clock
@@ -257,6 +255,7 @@ class _Loader:
         outcome.inserted += loaded.stats.inserted
         outcome.updated += loaded.stats.updated
         outcome.files_loaded += loaded.files_processed
+        progress.rows_loaded(self._property_id, spec.table, batch.rows.num_rows)
 
     def _check(self, rows: pa.Table) -> None:
         from hostpms_pipeline.engine import quality

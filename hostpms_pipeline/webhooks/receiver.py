@@ -25,6 +25,7 @@ from hostpms_pipeline.webhooks.acceptance import Acceptance, Delivery, WebhookAc
 from hostpms_pipeline.webhooks.access_log import RequestRecord
 from hostpms_pipeline.webhooks.idempotency import POOL_MAX_SIZE
 from hostpms_pipeline.webhooks.metrics import ReceiverMetrics
+from hostpms_pipeline.webhooks.outcome_log import OutcomeLog
 from hostpms_pipeline.webhooks.outcomes import HTTP_STATUS, RETRY_AFTER_SECONDS, Outcome, Refusal
 
 WEBHOOK_PATH = "/webhooks/hostpms/{property_id}/{event}"
@@ -55,9 +56,12 @@ def acceptance_response(acceptance: Acceptance) -> Response:
 
 
 class WebhookEndpoint:
-    def __init__(self, acceptor: WebhookAcceptor, metrics: ReceiverMetrics) -> None:
+    def __init__(
+        self, acceptor: WebhookAcceptor, metrics: ReceiverMetrics, outcomes: OutcomeLog | None
+    ) -> None:
         self.acceptor = acceptor
         self.metrics = metrics
+        self.outcomes = outcomes
         self.threads = CapacityLimiter(ACCEPT_THREADS)
 
     async def handle(self, request: Request) -> Response:
@@ -68,6 +72,8 @@ class WebhookEndpoint:
         finally:
             record.latency_ms = (time.perf_counter() - started) * 1000
             self.metrics.observe(record.outcome, record.latency_ms / 1000)
+            if self.outcomes is not None and record.property_id is not None:
+                self.outcomes.add(record.property_id, record.outcome)
             record.emit()
         return response
 
@@ -111,14 +117,19 @@ async def _routing_error(request: Request, error: Exception) -> Response:
     return json_response({"error": code, "detail": error.detail}, error.status_code, error.headers)
 
 
-def create_app(acceptor: WebhookAcceptor, metrics: ReceiverMetrics | None = None) -> Starlette:
+def create_app(
+    acceptor: WebhookAcceptor,
+    metrics: ReceiverMetrics | None = None,
+    outcomes: OutcomeLog | None = None,
+) -> Starlette:
+    """``outcomes``, when given, counts every answer per property in PostgreSQL (``hostpms status``)."""
     metrics = metrics or ReceiverMetrics()
 
     async def metrics_endpoint(request: Request) -> Response:
         return Response(metrics.render(), media_type=metrics.content_type)
 
     routes = [
-        Route(WEBHOOK_PATH, WebhookEndpoint(acceptor, metrics).handle, methods=["POST"]),
+        Route(WEBHOOK_PATH, WebhookEndpoint(acceptor, metrics, outcomes).handle, methods=["POST"]),
         Route("/health", _health, methods=["GET"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
     ]

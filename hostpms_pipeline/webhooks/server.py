@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import uvicorn
+from psycopg_pool import ConnectionPool
 from starlette.applications import Starlette
 from uvicorn.config import LOGGING_CONFIG
 
@@ -15,9 +16,10 @@ from hostpms_pipeline.gdpr.redaction import LandingGuard
 from hostpms_pipeline.hostpms.credentials import MissingSecret, SecretProvider
 from hostpms_pipeline.lake.storage import open_store
 from hostpms_pipeline.settings import Settings, get_settings
-from hostpms_pipeline.warehouse import database
+from hostpms_pipeline.warehouse import database, properties
 from hostpms_pipeline.webhooks.acceptance import SecretLookup, WebhookAcceptor
 from hostpms_pipeline.webhooks.idempotency import open_idempotency_store, postgres_pool
+from hostpms_pipeline.webhooks.outcome_log import Connect, OutcomeLog
 from hostpms_pipeline.webhooks.receiver import create_app
 
 log = logging.getLogger(__name__)
@@ -25,17 +27,41 @@ APP_FACTORY = "hostpms_pipeline.webhooks.server:build_app"
 SHUTDOWN_GRACE_SECONDS = 5
 
 
-def secret_lookup(settings: Settings, provider: SecretProvider) -> SecretLookup:
+def secret_lookup(
+    settings: Settings, provider: SecretProvider, registry: Connect | None = None
+) -> SecretLookup:
     """Secrets Manager: a property is known when its secret exists (a new hotel needs no
-    redeploy). Settings: one secret serves every property, so ``HOSTPMS_PROPERTY_IDS``
-    says which properties are known."""
+    redeploy). Otherwise a property is known when it is in ``HOSTPMS_PROPERTY_IDS`` or was
+    connected with ``hostpms connect`` (its secret then comes from the local secrets file).
+
+    With the properties ``registry`` (PostgreSQL), read at every delivery, a property
+    connected or disconnected while the receiver runs is known or refused at once.
+    """
 
     def secrets_of(property_id: str) -> Sequence[str]:
-        if not settings.use_secrets_manager and property_id not in settings.property_ids:
+        connected = False
+        if registry is not None:
+            with registry() as conn:
+                row = properties.get(conn, property_id)
+            if row is not None and not row.connected:
+                raise MissingSecret(f"property {property_id!r} is disconnected")
+            connected = row is not None
+        known = settings.use_secrets_manager or connected or property_id in settings.property_ids
+        if not known:
             raise MissingSecret(f"property {property_id!r} is not configured")
         return provider.webhook_secrets(property_id)
 
     return secrets_of
+
+
+def receiver_pool(settings: Settings) -> ConnectionPool | None:
+    """PostgreSQL for the properties registry and the outcome counts; None for a receiver
+    configured without it (DynamoDB idempotency and no ``HOSTPMS_DATABASE_URL``)."""
+    if settings.idempotency_table and settings.database_url is None:
+        return None
+    url = database.database_url(settings)
+    database.migrate(url, settings.db_schema)
+    return postgres_pool(url, settings.db_schema)
 
 
 def landing_guard(settings: Settings) -> LandingGuard | None:
@@ -54,13 +80,16 @@ def landing_guard(settings: Settings) -> LandingGuard | None:
 
 def build_app(settings: Settings | None = None) -> Starlette:
     settings = settings or get_settings()
+    pool = receiver_pool(settings)
+    registry = pool.connection if pool is not None else None
     acceptor = WebhookAcceptor(
-        secrets=secret_lookup(settings, SecretProvider(settings)),
+        secrets=secret_lookup(settings, SecretProvider(settings), registry),
         store=open_store(settings.resolved_raw_url),
         idempotency=open_idempotency_store(settings),
         landing_guard=landing_guard(settings),
     )
-    return create_app(acceptor)
+    outcomes = OutcomeLog(registry) if registry is not None else None
+    return create_app(acceptor, outcomes=outcomes)
 
 
 def log_config() -> dict[str, Any]:

@@ -1,0 +1,1 @@
+"""What an IT administrator does to a property: connect it, watch its status, disconnect it."""
