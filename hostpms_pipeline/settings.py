@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -71,6 +71,13 @@ class Settings(BaseSettings):
     gdpr_key: SecretStr | None = None
     # Raw objects and rejected records older than this are deleted by the retention job.
     retention_days: int = Field(default=7 * 365 + 2, ge=1)  # 7 years
+    # Which engine runs map, reject, dedup and load: "local" (Arrow) or "spark" (docs/spark.md).
+    engine: Literal["local", "spark"] = "local"
+    # Spark: the master (local[*], spark://host:7077, yarn, ...) or a Spark Connect URL
+    # (sc://host:15002), and where its tasks stage Arrow files (default {processed}/_spark_staging).
+    spark_master: str = "local[*]"
+    spark_connect_url: str | None = None
+    spark_staging_url: str | None = None
 
     @field_validator("property_ids", "simulator_property_ids", mode="before")
     @classmethod
@@ -100,6 +107,10 @@ class Settings(BaseSettings):
     @property
     def resolved_processed_url(self) -> str:
         return self.processed_url or str((self.home / "processed").absolute())
+
+    @property
+    def resolved_spark_staging_url(self) -> str:
+        return self.spark_staging_url or f"{self.resolved_processed_url.rstrip('/')}/_spark_staging"
 
     @property
     def postgres_data_dir(self) -> Path:

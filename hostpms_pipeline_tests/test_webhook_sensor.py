@@ -40,6 +40,7 @@ from hostpms_pipeline.webhooks.acceptance import WebhookAcceptor
 from hostpms_pipeline.webhooks.idempotency import PostgresIdempotencyStore
 from hostpms_pipeline.webhooks.receiver import create_app
 from hostpms_pipeline_tests.fixtures.definitions import connector_graph
+from hostpms_pipeline_tests.fixtures.engines import configured_engine_resource
 from hostpms_pipeline_tests.fixtures.simulator import subscribe_webhooks
 
 PROPERTY = "PT-LIS-001"
@@ -227,6 +228,9 @@ def test_simulator_webhook_reaches_postgres_through_receiver_sensor_and_run(
                 url=sensor_resources["raw_store"].url + "-processed"
             ),
             "batch_io_manager": BatchIOManager(),
+            "engine": configured_engine_resource(
+                sensor_resources["raw_store"].url + "-spark-staging"
+            ),
             # Not called: a webhook load does not poll.
             "hostpms": HostPMSResource(
                 base_url="http://127.0.0.1:9/v3", postgres=sensor_resources["postgres"]
