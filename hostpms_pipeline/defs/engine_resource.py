@@ -17,6 +17,7 @@ from hostpms_pipeline.engine.spark.session import (
     spark_config,
     use_this_python_for_local_workers,
 )
+from hostpms_pipeline.errors import ConfigurationError
 
 
 class EngineResource(ConfigurableResource):
@@ -40,5 +41,7 @@ class EngineResource(ConfigurableResource):
             check_java()
         use_this_python_for_local_workers(self.pyspark.spark_config)
         if not self.staging_url:
-            raise ValueError("the spark engine needs a staging_url (HOSTPMS_SPARK_STAGING_URL)")
+            raise ConfigurationError(
+                "the spark engine needs a staging folder; set HOSTPMS_SPARK_STAGING_URL"
+            )
         return SparkEngine(self.pyspark.spark_session, self.staging_url)

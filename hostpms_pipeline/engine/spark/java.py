@@ -7,12 +7,14 @@ import re
 import shutil
 import subprocess
 
+from hostpms_pipeline.errors import ConfigurationError
+
 MINIMUM_JAVA = 17
 _VERSION = re.compile(r'version "(\d+)(?:\.(\d+))?')
 
 
-class JavaMissing(RuntimeError):
-    """No usable Java for a local Spark session."""
+class JavaMissing(ConfigurationError):
+    """No usable Java for a local Spark session (a configuration error: one line, no retry)."""
 
 
 def java_command() -> str | None:
