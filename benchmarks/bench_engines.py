@@ -64,8 +64,9 @@ class TreeMonitor:
         seconds = 0.0
         for process in self._tree():
             try:
+                # children_*: workers that have ended, once their parent reaped them.
                 times = process.cpu_times()
-                seconds += times.user + times.system
+                seconds += times.user + times.system + times.children_user + times.children_system
             except psutil.Error:
                 pass
         return seconds
@@ -88,6 +89,7 @@ def _spark_engine(staging: Path):
         spark_config,
         use_this_python_for_local_workers,
     )
+    from hostpms_pipeline.engine.spark.tasks import warm_up
 
     check_java()
     config = spark_config("local[2]")
@@ -98,18 +100,12 @@ def _spark_engine(staging: Path):
     # The JVM and the Python workers (with the engine's modules imported) start before the
     # clock, as in a long-running deployment that keeps its session.
     session.createDataFrame([(i,) for i in range(2)], "x long").repartition(2).mapInArrow(
-        _warm_up, "x long"
+        warm_up, "x long"
     ).collect()
     print(
         f"  spark: session and workers started in {time.perf_counter() - began:.0f} s (not timed)"
     )
     return SparkEngine(session, str(staging))
-
-
-def _warm_up(batches):
-    import hostpms_pipeline.engine.spark.tasks  # noqa: F401
-
-    yield from batches
 
 
 def run_engine(engine_name: str, url: str, raw_root: Path, records: int) -> str:

@@ -126,3 +126,8 @@ def deduplicate_task(collection: str, folder: str) -> ArrowTask:
         yield pa.RecordBatch.from_pydict(manifest, schema=DEDUP_MANIFEST)
 
     return run
+
+
+def warm_up(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    """Passes batches through; run once per worker, it has imported the engine's modules."""
+    yield from batches
