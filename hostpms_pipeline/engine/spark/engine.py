@@ -156,11 +156,11 @@ class SparkEngine:
         shuffled = pa.schema([f.with_nullable(True) for f in row_schema(spec)])
         files = self._frame([(name,) for name in batch.rows_files], "rows_file string")
         rows = files.mapInArrow(
-            tasks.read_rows_task(spec.collection, folder, shuffled), _spark_schema(shuffled)
+            tasks.read_rows_task(spec, folder, shuffled), _spark_schema(shuffled)
         )
         partitions = max(1, math.ceil(batch.row_count / ROWS_PER_PARTITION))
         kept = rows.repartition(partitions, "id").mapInArrow(
-            tasks.deduplicate_task(spec.collection, folder), _spark_schema(tasks.DEDUP_MANIFEST)
+            tasks.deduplicate_task(spec, folder), _spark_schema(tasks.DEDUP_MANIFEST)
         )
         manifest = sorted(kept.collect(), key=lambda row: row["first_id"])
         hotels = {hotel for row in manifest for hotel in json.loads(row["hotel_ids"])}
@@ -289,7 +289,7 @@ class SparkEngine:
     ) -> SparkBatch:
         moment = (synced_at or datetime.now(UTC)).astimezone(UTC)
         units = self._frame([(json.dumps(unit),) for unit in work], "work string")
-        task = tasks.map_task(spec.collection, tables, moment, raw_url, folder)
+        task = tasks.map_task(spec, tables, moment, raw_url, folder)
         manifest = units.mapInArrow(task, _spark_schema(tasks.MAP_MANIFEST)).collect()
         unknown: dict[str, Counter] = {}
         for row in manifest:

@@ -1,8 +1,8 @@
 """What Spark's Python workers run: the local engine's own functions, one slice of data at a time.
 
 Each function here returns the callable a ``mapInArrow`` runs on an executor. It
-names the entity by its collection (the spec is looked up on the worker, never
-pickled) and calls the local engine's code: ``reading.read_landed`` for landed
+carries the entity's spec (pickled: a spec need not be one of the built-in four)
+and calls the local engine's code: ``reading.read_landed`` for landed
 pages, ``transform.to_rows`` for columns, mapping and reject rules,
 ``transform.deduplicate`` for the newest state per id. There is no second copy
 of a rule anywhere in the Spark engine.
@@ -21,8 +21,8 @@ import pyarrow.compute as pc
 from hostpms_pipeline.engine import quality, reading, transform
 from hostpms_pipeline.engine.mapping import MappingTables
 from hostpms_pipeline.engine.spark import staging
-from hostpms_pipeline.entities import BY_COLLECTION
 from hostpms_pipeline.entities.schema import row_schema
+from hostpms_pipeline.entities.spec import EntitySpec
 from hostpms_pipeline.lake.storage import open_store
 
 ArrowTask = Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]
@@ -51,9 +51,8 @@ DEDUP_MANIFEST = pa.schema(
 )
 
 
-def _records(collection: str, work: dict, raw_url: str | None, folder: str) -> pa.Table:
+def _records(spec: EntitySpec, work: dict, raw_url: str | None, folder: str) -> pa.Table:
     """The raw records of one unit of work: staged by the driver, or landed files to read."""
-    spec = BY_COLLECTION[collection]
     if "records_file" in work:
         return staging.read(folder, [work["records_file"]])
     store = open_store(raw_url)  # type: ignore[arg-type]
@@ -64,7 +63,7 @@ def _records(collection: str, work: dict, raw_url: str | None, folder: str) -> p
 
 
 def map_task(
-    collection: str,
+    spec: EntitySpec,
     tables: MappingTables,
     synced_at: datetime,
     raw_url: str | None,
@@ -73,10 +72,9 @@ def map_task(
     """Each unit of work's records → rows and rejects (``transform.to_rows``), staged as files."""
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        spec = BY_COLLECTION[collection]
         for batch in batches:
             for text in batch.column("work").to_pylist():
-                records = _records(collection, json.loads(text), raw_url, folder)
+                records = _records(spec, json.loads(text), raw_url, folder)
                 rows, rejected = transform.to_rows(spec, records, tables, synced_at)
                 unknown = quality.mapped_values_known(spec, rows).metadata["unknown_values"]
                 manifest = {
@@ -92,11 +90,11 @@ def map_task(
     return run
 
 
-def read_rows_task(collection: str, folder: str, spark_schema: pa.Schema) -> ArrowTask:
+def read_rows_task(spec: EntitySpec, folder: str, spark_schema: pa.Schema) -> ArrowTask:
     """Staged mapped rows, as batches Spark can shuffle (every column nullable, Spark's types)."""
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        schema = row_schema(BY_COLLECTION[collection])
+        schema = row_schema(spec)
         for batch in batches:
             for name in batch.column("rows_file").to_pylist():
                 rows = staging.read(folder, [name], schema).cast(spark_schema)
@@ -105,11 +103,11 @@ def read_rows_task(collection: str, folder: str, spark_schema: pa.Schema) -> Arr
     return run
 
 
-def deduplicate_task(collection: str, folder: str) -> ArrowTask:
+def deduplicate_task(spec: EntitySpec, folder: str) -> ArrowTask:
     """All rows of one id-partition → one row per id (``transform.deduplicate``), staged."""
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        schema = row_schema(BY_COLLECTION[collection])
+        schema = row_schema(spec)
         received = [batch for batch in batches if batch.num_rows]
         if not received:
             return
