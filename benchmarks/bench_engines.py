@@ -11,8 +11,8 @@ reject, dedup, the PostgreSQL upsert and the Parquet export (timed):
 for Spark (its session started before the clock).
 
 Figures: wall time; CPU seconds of the whole process tree (the engine's process,
-Spark's JVM and its Python workers), and apart from it the embedded PostgreSQL
-server's; peak memory as the highest sum of the tree's resident sets, sampled
+Spark's JVM and its Python workers), and apart from it the PostgreSQL server's
+(when it runs on this machine); peak memory as the highest sum of the tree's resident sets, sampled
 every 0.2 s (the server's not included).
 """
 
@@ -81,16 +81,25 @@ class TreeMonitor:
         self._thread.join()
 
 
-def postgres_server_cpu() -> float:
-    """CPU seconds of the embedded PostgreSQL server (started by the benchmark's main process),
-    its ended backends included; 0 when the server is elsewhere (``--url``)."""
-    parent = psutil.Process().parent()
+def postgres_server(url: str) -> psutil.Process | None:
+    """The server's postmaster, found by its data directory (None if not on this machine)."""
+    with psycopg.connect(url) as conn:
+        (data_directory,) = conn.execute("SHOW data_directory").fetchone()
+    for process in psutil.process_iter(["name", "cmdline"]):
+        cmdline = process.info["cmdline"] or []
+        if (process.info["name"] or "").startswith("postgres") and data_directory in cmdline:
+            return process
+    return None
+
+
+def postgres_server_cpu(postmaster: psutil.Process | None) -> float:
+    """CPU seconds of the PostgreSQL server: the postmaster, its live processes and the
+    backends that have ended (reaped by it)."""
     seconds = 0.0
-    for process in parent.children(recursive=True) if parent else []:
+    for process in [postmaster, *postmaster.children(recursive=True)] if postmaster else []:
         try:
-            if process.name().startswith("postgres"):
-                times = process.cpu_times()
-                seconds += times.user + times.system + times.children_user + times.children_system
+            times = process.cpu_times()
+            seconds += times.user + times.system + times.children_user + times.children_system
         except psutil.Error:
             pass
     return seconds
@@ -144,14 +153,15 @@ def run_engine(engine_name: str, url: str, raw_root: Path, records: int) -> str:
         tables = load_mapping_tables()
         stages: dict[str, float] = {}
         with database.connect(url, schema) as conn, TreeMonitor() as monitor:
-            cpu_before, server_before = monitor.cpu_seconds(), postgres_server_cpu()
+            server = postgres_server(url)
+            cpu_before, server_before = monitor.cpu_seconds(), postgres_server_cpu(server)
             began = time.perf_counter()
             engine.process_pending(
                 RESERVATIONS, store, conn, str(processed), tables, stage_seconds=stages
             )
             elapsed = time.perf_counter() - began
             cpu = monitor.cpu_seconds() - cpu_before
-            server_cpu = postgres_server_cpu() - server_before
+            server_cpu = postgres_server_cpu(server) - server_before
             stored = conn.execute("SELECT count(*) FROM bookings").fetchone()[0]
             left = len(ledger.pending_files(conn))
         parquet_rows = parquet_store.dataset_summary(str(processed), RESERVATIONS).row_count
