@@ -13,7 +13,8 @@ setup(
         "dagster-dg-cli>=1.13,<1.14",  # `dg dev`: what `hostpms ui` runs
         "dagster-aws>=0.29",
         "dagster-postgres>=0.29",
-        "dagster-pyspark>=0.29",
+        "dagster-pyspark>=0.29",  # HOSTPMS_ENGINE=spark (docs/spark.md); needs Java 17+
+        "pyspark>=3.5",  # mapInArrow with Arrow's own types; Glue 5.0 ships 3.5
         "httpx>=0.27,<1",
         "pandas>=2.2",
         "pyarrow>=17",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -174,6 +174,25 @@ class Settings(BaseSettings):
         description="Raw objects and rejected records older than this many days are deleted "
         "by `hostpms_gdpr_retention_job` (default: 7 years).",
     )
+    engine: Literal["local", "spark"] = Field(
+        default="local",
+        description="Which engine runs map, reject, dedup and load: `local` (Arrow, in process) "
+        "or `spark` (the same steps on Spark, Java 17+; docs/spark.md).",
+    )
+    spark_master: str = Field(
+        default="local[*]",
+        description="Spark master for the `spark` engine: `local[*]`, `spark://host:7077`, "
+        "`yarn`, ...",
+    )
+    spark_connect_url: str | None = Field(
+        default=None,
+        description="A Spark Connect URL (`sc://host:15002`) instead of a master. Unset: the master.",
+    )
+    spark_staging_url: str | None = Field(
+        default=None,
+        description="Where Spark tasks stage Arrow files for the driver (a folder or `s3://`). "
+        "Unset: `{HOSTPMS_PROCESSED_URL}/_spark_staging`.",
+    )
 
     @field_validator("property_ids", "simulator_property_ids", mode="before")
     @classmethod
@@ -207,6 +226,10 @@ class Settings(BaseSettings):
     @property
     def resolved_secrets_file(self) -> Path:
         return (self.secrets_file or self.home / "secrets.json").absolute()
+
+    @property
+    def resolved_spark_staging_url(self) -> str:
+        return self.spark_staging_url or f"{self.resolved_processed_url.rstrip('/')}/_spark_staging"
 
     @property
     def postgres_data_dir(self) -> Path:

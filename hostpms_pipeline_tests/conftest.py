@@ -7,6 +7,7 @@ pytest_plugins = [
     "hostpms_pipeline_tests.fixtures.simulator",
     "hostpms_pipeline_tests.fixtures.s3",
     "hostpms_pipeline_tests.fixtures.cli",
+    "hostpms_pipeline_tests.fixtures.engines",
 ]
 
 # A fixed GDPR key for the tests (the embedded default generates one under HOSTPMS_HOME;

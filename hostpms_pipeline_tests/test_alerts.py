@@ -81,7 +81,7 @@ def test_log_notifier_is_the_default(caplog):
 
 
 @pytest.fixture
-def failing_resources(pg_url, pg_schema, tmp_path, running_simulator):
+def failing_resources(pg_url, pg_schema, tmp_path, running_simulator, engine_resource):
     postgres = PostgresResource(url=pg_url, db_schema=pg_schema)
     return {
         "hostpms": HostPMSResource(
@@ -94,6 +94,7 @@ def failing_resources(pg_url, pg_schema, tmp_path, running_simulator):
         "processed_store": ObjectStoreResource(url=str(tmp_path / "processed")),
         "postgres": postgres,
         "batch_io_manager": BatchIOManager(),
+        "engine": engine_resource,
     }
 
 

@@ -538,8 +538,9 @@ def test_pending_files_in_chunks_end_as_one_batch(
     assert versions == {"RSV-1": 3, "RSV-2": 1, "RSV-3": 1}  # one version per chunk that changed it
 
 
+@pytest.mark.both_engines
 def test_a_nul_character_from_hostpms_does_not_block_its_batch(
-    pg_conn: psycopg.Connection, tmp_path: Path
+    pg_conn: psycopg.Connection, tmp_path: Path, engine
 ) -> None:
     # JSON may carry \u0000, which PostgreSQL text cannot hold.
     record = reservation(reservation_id="RSV-\u0000-1", guest__name="Ana\u0000Silva")
@@ -548,7 +549,7 @@ def test_a_nul_character_from_hostpms_does_not_block_its_batch(
     ledger.record_landed_file(pg_conn, location, "PT-LIS-001", "polling", "reservations", 2, T0)
     pg_conn.commit()
 
-    pipeline.process_pending(
+    engine.process_pending(
         RESERVATIONS, store, pg_conn, str(tmp_path / "processed"), load_mapping_tables()
     )
 

@@ -361,7 +361,8 @@ RATE_PLANS = EntitySpec(
 )
 
 
-def test_a_fifth_entity_loads_from_its_spec_alone(pg_conn, pg_url, pg_schema, tmp_path):
+@pytest.mark.both_engines
+def test_a_fifth_entity_loads_from_its_spec_alone(pg_conn, pg_url, pg_schema, tmp_path, engine):
     raw_store = LocalObjectStore(tmp_path / "raw")
     processed = str(tmp_path / "processed")
     records = [
@@ -380,7 +381,7 @@ def test_a_fifth_entity_loads_from_its_spec_alone(pg_conn, pg_url, pg_schema, tm
     )
     pg_conn.commit()
 
-    results = pipeline.process_pending(
+    results = engine.process_pending(
         RATE_PLANS, raw_store, pg_conn, processed, load_mapping_tables()
     )
 

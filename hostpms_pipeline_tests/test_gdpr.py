@@ -43,6 +43,7 @@ from hostpms_pipeline.webhooks.acceptance import WebhookAcceptor
 from hostpms_pipeline.webhooks.idempotency import PostgresIdempotencyStore
 from hostpms_pipeline.webhooks.receiver import create_app
 from hostpms_pipeline_tests.fixtures.definitions import connector_graph, instance_with_properties
+from hostpms_pipeline_tests.fixtures.engines import configured_engine_resource
 from hostpms_pipeline_tests.fixtures.s3 import s3_client
 from hostpms_pipeline_tests.fixtures.simulator import subscribe_webhooks
 from hostpms_pipeline_tests.test_webhook_sensor import tick
@@ -64,6 +65,7 @@ def resources_for(running_simulator, pg_url, pg_schema, raw_url, processed_url):
         "processed_store": ObjectStoreResource(url=processed_url),
         "postgres": postgres,
         "batch_io_manager": BatchIOManager(),
+        "engine": configured_engine_resource(f"{processed_url}/_spark_staging"),
     }
 
 

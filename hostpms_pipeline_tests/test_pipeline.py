@@ -30,9 +30,12 @@ from hostpms_pipeline_tests.fixtures.definitions import (
     materialization_metadata,
 )
 
+# Every test here runs the transform and the load: once per engine.
+pytestmark = pytest.mark.both_engines
+
 
 @pytest.fixture
-def resources(running_simulator, pg_url, pg_schema, tmp_path):
+def resources(running_simulator, pg_url, pg_schema, tmp_path, engine_resource):
     postgres = PostgresResource(url=pg_url, db_schema=pg_schema)
     return {
         "hostpms": HostPMSResource(
@@ -46,6 +49,7 @@ def resources(running_simulator, pg_url, pg_schema, tmp_path):
         "processed_store": ObjectStoreResource(url=str(tmp_path / "processed")),
         "postgres": postgres,
         "batch_io_manager": BatchIOManager(),
+        "engine": engine_resource,
     }
 
 

@@ -189,8 +189,10 @@ ENTITY_EVENTS = [
 
 @pytest.mark.parametrize("event_type, spec", ENTITY_EVENTS, ids=[e for e, _ in ENTITY_EVENTS])
 def test_simulator_webhook_reaches_postgres_through_receiver_sensor_and_run(
-    simulator_config, sensor_resources, pg_url, pg_schema, event_type, spec
+    simulator_config, sensor_resources, pg_url, pg_schema, event_type, spec, engine_resource
 ):
+    # engine_resource: on Spark, the session is up before the webhook (the lag it measures
+    # is the pipeline's, not a JVM's start; docs/spark.md).
     store = sensor_resources["raw_store"].open()
     idempotency = PostgresIdempotencyStore(sensor_resources["postgres"].connect)
     secrets: dict[str, list[str]] = {}
@@ -227,6 +229,7 @@ def test_simulator_webhook_reaches_postgres_through_receiver_sensor_and_run(
                 url=sensor_resources["raw_store"].url + "-processed"
             ),
             "batch_io_manager": BatchIOManager(),
+            "engine": engine_resource,
             # Not called: a webhook load does not poll.
             "hostpms": HostPMSResource(
                 base_url="http://127.0.0.1:9/v3", postgres=sensor_resources["postgres"]

@@ -46,6 +46,17 @@ def sync_properties(
     connections = Connections.from_settings(settings)
 
     @cache
+    def engine():
+        """The deployment's engine (HOSTPMS_ENGINE), made when there is data to map."""
+        if settings.engine == "local":
+            from hostpms_pipeline.engine.engines import LocalEngine
+
+            return LocalEngine()
+        from hostpms_pipeline.defs.resources import engine_resource
+
+        return engine_resource(settings).engine()
+
+    @cache
     def tables():
         from hostpms_pipeline.engine.mapping import load_mapping_tables
 
@@ -58,7 +69,7 @@ def sync_properties(
         with property_lock.claim_for_cli(connections.connect, property_id) as ours:
             outcome = (
                 _sync_with_retries(
-                    connections, tables, property_id, full_resync, clock, echo, waited
+                    connections, (engine, tables), property_id, full_resync, clock, echo, waited
                 )
                 if ours
                 else SyncOutcome(
@@ -74,7 +85,7 @@ def sync_properties(
 
 def _sync_with_retries(
     connections: Connections,
-    tables,
+    steps,
     property_id: str,
     full_resync: bool,
     clock: StageClock,
@@ -91,7 +102,7 @@ def _sync_with_retries(
                     connections,
                     client,
                     property_id,
-                    tables,
+                    steps,
                     clock,
                     full_resync=full_resync and retry == 0,
                 )

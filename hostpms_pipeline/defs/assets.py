@@ -29,6 +29,7 @@ from pydantic import Field
 
 from hostpms_pipeline import progress as live_progress
 from hostpms_pipeline.defs import checks, coverage
+from hostpms_pipeline.defs.engine_resource import EngineResource
 from hostpms_pipeline.defs.keys import entity_keys
 from hostpms_pipeline.defs.partitions import sync_scope
 from hostpms_pipeline.defs.resources import HostPMSResource, ObjectStoreResource, PostgresResource
@@ -161,7 +162,10 @@ def entity_assets(
         ),
     )
     def mapped(
-        context: AssetExecutionContext, raw_store: ObjectStoreResource, postgres: PostgresResource
+        context: AssetExecutionContext,
+        raw_store: ObjectStoreResource,
+        postgres: PostgresResource,
+        engine: EngineResource,
     ):
         scope = sync_scope(context.partition_key)
         started = time.monotonic()
@@ -173,7 +177,7 @@ def entity_assets(
                 raw = pipeline.read_pending(
                     spec, store, conn, scope.property_id, settings.max_records_per_run
                 )
-            batch = pipeline.map_batch(raw, load_mapping_tables(settings.mapping_file))
+            batch = engine.engine().map_batch(raw, load_mapping_tables(settings.mapping_file))
         if raw.left_pending:
             context.log.info(f"{raw.left_pending} raw {what} file(s) left pending for the next run")
         yield Output(
@@ -201,9 +205,11 @@ def entity_assets(
         check_specs=checks.batch_check_specs(spec),
         description=f"One {spec.row} per (source, external_id, hotel_id): the latest updated_at wins.",
     )
-    def deduplicated(context: AssetExecutionContext, mapped: pipeline.MappedBatch):
+    def deduplicated(
+        context: AssetExecutionContext, mapped: pipeline.MappedBatch, engine: EngineResource
+    ):
         started = time.monotonic()
-        batch = pipeline.deduplicate(mapped)
+        batch = engine.engine().deduplicate(mapped)
         yield Output(
             batch,
             metadata={
@@ -249,6 +255,7 @@ def entity_assets(
         batch: pipeline.MappedBatch | None,
         postgres: PostgresResource,
         processed_store: ObjectStoreResource,
+        engine: EngineResource,
     ):
         # One step writes the table and its Parquet days, so the rows it stored reach the
         # export without being read back (a ParquetDelta, see lake/parquet_delta.py).
@@ -264,7 +271,7 @@ def entity_assets(
                 started = time.monotonic()
                 batch = batch or pipeline.empty_batch(spec)
                 keep = delta if keys.parquet in selected else None
-                result = pipeline.load_postgres(conn, batch, keep)
+                result = engine.engine().load_postgres(conn, batch, keep)
                 stats = result.stats
                 live_progress.rows_loaded(property_id, spec.table, batch.rows.num_rows)
                 yield MaterializeResult(

@@ -19,9 +19,12 @@ from dagster import (
     InputContext,
     OutputContext,
 )
+from dagster_pyspark import LazyPySparkResource
 from pydantic import PrivateAttr, SecretStr
 
 from hostpms_pipeline.defs.alerts import LogNotifier, Notifier, SlackNotifier, SNSNotifier
+from hostpms_pipeline.defs.engine_resource import EngineResource
+from hostpms_pipeline.engine.spark.session import spark_config
 from hostpms_pipeline.hostpms import contract
 from hostpms_pipeline.hostpms.client import HostPMSClient
 from hostpms_pipeline.hostpms.credentials import SecretProvider
@@ -142,6 +145,15 @@ class BatchIOManager(ConfigurableIOManager):
         return self._batches.pop(tuple(upstream.get_identifier()), None)
 
 
+def engine_resource(settings: Settings) -> EngineResource:
+    config = spark_config(settings.spark_master, settings.spark_connect_url)
+    return EngineResource(
+        name=settings.engine,
+        staging_url=settings.resolved_spark_staging_url,
+        pyspark=LazyPySparkResource(spark_config=config),
+    )
+
+
 def _secret_env(name: str) -> EnvVar | None:
     return EnvVar(name) if os.getenv(name) else None
 
@@ -166,6 +178,7 @@ def build_resources(settings: Settings) -> dict[str, object]:
         "processed_store": ObjectStoreResource(url=settings.resolved_processed_url),
         "postgres": postgres,
         "batch_io_manager": BatchIOManager(),
+        "engine": engine_resource(settings),
         "notifier": NotifierResource(
             slack_webhook_url=_secret_env("HOSTPMS_ALERT_SLACK_WEBHOOK_URL"),
             sns_topic_arn=settings.alert_sns_topic_arn,

@@ -31,8 +31,13 @@ from hostpms_pipeline.warehouse import ledger, outbox
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from hostpms_pipeline.engine.engines import LocalEngine
     from hostpms_pipeline.engine.mapping import MappingTables
     from hostpms_pipeline.lake.parquet_delta import ParquetDelta
+
+
+# The engine (HOSTPMS_ENGINE) and the mapping tables, each made on first call.
+Steps = tuple[Callable[[], "LocalEngine"], Callable[[], "MappingTables"]]
 
 
 class BlockingCheckFailed(Exception):
@@ -68,15 +73,16 @@ def sync_property(
     connections: Connections,
     client: HostPMSClient,
     property_id: str,
-    tables: Callable[[], MappingTables],
+    steps: Steps,
     clock: StageClock,
     *,
     full_resync: bool = False,
 ) -> list[EntityOutcome]:
     """Every entity of the property, one after the other; raises on the first failure
-    (what was committed before it stays). ``tables`` is called once there is data to map."""
+    (what was committed before it stays). ``steps`` (the engine and the mapping tables)
+    are made once there is data to map."""
     return [
-        _sync_entity(connections, client, property_id, spec, tables, clock, full_resync)
+        _sync_entity(connections, client, property_id, spec, steps, clock, full_resync)
         for spec in ENTITIES
     ]
 
@@ -86,7 +92,7 @@ def _sync_entity(
     client: HostPMSClient,
     property_id: str,
     spec: EntitySpec,
-    tables: Callable[[], MappingTables],
+    steps: Steps,
     clock: StageClock,
     full_resync: bool,
 ) -> EntityOutcome:
@@ -97,7 +103,7 @@ def _sync_entity(
         waiting = ledger.pending_files(conn, property_id=property_id, collection=spec.collection)
     if full_resync:
         polling.reset_for_full_resync(connect, property_id, spec.collection)
-    loader = _Loader(connections, property_id, spec, tables, clock, outcome)
+    loader = _Loader(connections, property_id, spec, steps, clock, outcome)
     try:
         loader.submit(waiting)
 
@@ -135,14 +141,14 @@ class _Loader:
         connections: Connections,
         property_id: str,
         spec: EntitySpec,
-        tables: Callable[[], MappingTables],
+        steps: Steps,
         clock: StageClock,
         outcome: EntityOutcome,
     ):
         self._connections = connections
         self._property_id = property_id
         self._spec = spec
-        self._tables = tables
+        self._engine, self._tables = steps
         self._clock = clock
         self._outcome = outcome
         # Files mapped and loaded at once: about HOSTPMS_MAX_RECORDS_PER_RUN records (memory).
@@ -184,10 +190,8 @@ class _Loader:
             conn.commit()  # the export below is then a transaction of its own
             if not queued:
                 return
-            from hostpms_pipeline.engine import pipeline
-
             with self._clock.stage("parquet"):
-                exported = pipeline.export_parquet(
+                exported = self._engine().export_parquet(
                     conn, self._spec, self._connections.processed_url, delta=self._delta
                 )
             self._outcome.parquet_days = exported.partitions
@@ -234,18 +238,18 @@ class _Loader:
         conn.commit()
         raw = pipeline.RawBatch(spec, locations, records, read_epoch=epoch)
         with clock.stage("map"):
-            mapped = pipeline.map_batch(raw, self._tables())
+            mapped = self._engine().map_batch(raw, self._tables())
         if mapped.rows.num_rows + mapped.rejected.num_rows != raw.record_count:
             raise BlockingCheckFailed(
                 f"{spec.collection}: {raw.record_count} raw records became "
                 f"{mapped.rows.num_rows} rows and {mapped.rejected.num_rows} rejects"
             )
         with clock.stage("deduplicate"):
-            batch = pipeline.deduplicate(mapped)
+            batch = self._engine().deduplicate(mapped)
         with clock.stage("checks"):
             self._check(batch.rows)
         with clock.stage("upsert"):
-            loaded = pipeline.load_postgres(conn, batch, self._delta)
+            loaded = self._engine().load_postgres(conn, batch, self._delta)
         if loaded.deferred:
             outcome.files_deferred += len(locations)
             return

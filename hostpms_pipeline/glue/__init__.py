@@ -1,0 +1,1 @@
+"""AWS Glue entry point: the Spark engine as a Glue job (docs/spark.md)."""
