@@ -23,3 +23,29 @@ def test_one_sync_loads_everything_a_chunk_at_a_time(
         conn.execute(f"SET search_path TO {pg_schema}")
         [(pending,)] = conn.execute("SELECT count(*) FROM raw_files WHERE processed_at IS NULL")
     assert pending == 0
+
+
+def test_the_ui_shows_what_a_cli_sync_loaded(
+    environment,  # noqa: F811 - the imported fixture
+    pg_url,
+    pg_schema,
+):
+    """No Dagster run, yet the table's row count and every month the first pass loaded show."""
+    from dagster import DagsterInstance
+
+    from hostpms_pipeline.defs.keys import entity_keys
+    from hostpms_pipeline.defs.partitions import live_partition_key
+    from hostpms_pipeline.entities import RESERVATIONS
+
+    env = {**environment, "HOSTPMS_PROPERTY_IDS": "PT-LIS-001"}
+    done = hostpms("sync", env=env)
+    assert done.returncode == 0, done.stderr
+    keys = entity_keys(RESERVATIONS)
+    with DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
+        done_partitions = instance.get_materialized_partitions(keys.table)
+        [latest] = instance.fetch_materializations(keys.table, limit=1).records
+    assert str(live_partition_key("PT-LIS-001")) in done_partitions
+    assert any(key.endswith("|PT-LIS-001") and key < str(live_partition_key("PT-LIS-001"))
+               for key in done_partitions)  # fmt: skip
+    row_count = latest.asset_materialization.metadata["dagster/row_count"].value
+    assert row_count == count_bookings(pg_url, pg_schema)["PT-LIS-001"]
