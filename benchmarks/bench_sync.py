@@ -286,7 +286,7 @@ class DagsterTool(ProjectTool):
 
         dagster_home = self.home / "dagster"
         dagster_home.mkdir(parents=True, exist_ok=True)
-        shutil.copy(ROOT / "dagster.yaml", dagster_home / "dagster.yaml")
+        shutil.copy(ROOT / "instance" / "dagster.yaml", dagster_home / "dagster.yaml")
         env = {**self.env(scenario), "DAGSTER_HOME": str(dagster_home)}
         outcomes: list[Outcome] = []
         for property_id in scenario.properties.split(","):
