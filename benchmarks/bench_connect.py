@@ -37,7 +37,7 @@ def main() -> None:
         with run_in_background(HostPMSSimulator(config)) as sim:
             dagster_home = tmp / "dagster"
             dagster_home.mkdir()
-            shutil.copy(PROJECT_ROOT / "dagster.yaml", dagster_home / "dagster.yaml")
+            shutil.copy(PROJECT_ROOT / "instance" / "dagster.yaml", dagster_home / "dagster.yaml")
             env = {
                 **os.environ,
                 "HOSTPMS_API_BASE_URL": sim.base_url,
