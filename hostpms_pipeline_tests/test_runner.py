@@ -49,3 +49,19 @@ def test_the_ui_shows_what_a_cli_sync_loaded(
                for key in done_partitions)  # fmt: skip
     row_count = latest.asset_materialization.metadata["dagster/row_count"].value
     assert row_count == count_bookings(pg_url, pg_schema)["PT-LIS-001"]
+
+
+def test_a_sync_that_finds_nothing_new_lands_no_file(
+    environment,  # noqa: F811 - the imported fixture
+    pg_url,
+    pg_schema,
+):
+    env = {**environment, "HOSTPMS_PROPERTY_IDS": "PT-LIS-001"}
+    assert hostpms("sync", env=env).returncode == 0
+    with psycopg.connect(pg_url) as conn:
+        conn.execute(f"SET search_path TO {pg_schema}")
+        [(landed,)] = conn.execute("SELECT count(*) FROM raw_files")
+        again = hostpms("sync", env=env)  # re-reads the 5-minute overlap: all already stored
+        assert again.returncode == 0, again.stderr
+        [(after,)] = conn.execute("SELECT count(*) FROM raw_files")
+    assert landed > 0 and after == landed

@@ -341,14 +341,17 @@ def _already_stored(stored_since: datetime | None) -> AlreadyStored:
             return False
         if contract.parse_timestamp(page.updated_at_range[1]) > stored_since:
             return False
+        from hostpms_pipeline.engine.transform import row_id  # here: only overlap pages need it
+
         spec = BY_COLLECTION[page.collection]
         states = []
         for record in page.records:
             record_id = record.get(spec.id_field) if isinstance(record, dict) else None
             if not isinstance(record_id, str):
                 return False
-            states.append((record_id, contract.parse_timestamp(record["updated_at"])))
-        return entity_store.holds_states(conn, spec, page.property_id, states)
+            row = row_id(spec, page.property_id, record_id)
+            states.append((row, contract.parse_timestamp(record["updated_at"])))
+        return entity_store.holds_states(conn, spec, states)
 
     return check
 

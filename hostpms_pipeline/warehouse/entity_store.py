@@ -54,7 +54,6 @@ from psycopg import sql
 from hostpms_pipeline.entities.schema import (
     NATURAL_KEY,
     REJECTED_SCHEMA,
-    SOURCE,
     DayPartition,
     day_partition,
     partition_dates,
@@ -410,22 +409,19 @@ def stored_keys(
 
 
 def holds_states(
-    conn: psycopg.Connection,
-    spec: EntitySpec,
-    hotel_id: str,
-    states: list[tuple[str, datetime]],
+    conn: psycopg.Connection, spec: EntitySpec, states: list[tuple[str, datetime]]
 ) -> bool:
-    """Whether every (HostPMS id, updated_at) is stored at the hotel in that state or a newer one."""
+    """Whether every (row id, updated_at) is stored in that state or a newer one (looked up
+    by the primary key: flat however big the table)."""
     if not states:
         return False
     ids, moments = zip(*set(states), strict=True)
     query = sql.SQL(
         "SELECT count(*) FROM {} AS t"
-        " JOIN unnest(%s::text[], %s::timestamptz[]) AS s(external_id, updated_at)"
-        " ON t.source = %s AND t.hotel_id = %s AND t.external_id = s.external_id"
-        " AND t.source_updated_at >= s.updated_at"
+        " JOIN unnest(%s::uuid[], %s::timestamptz[]) AS s(id, updated_at)"
+        " ON t.id = s.id AND t.source_updated_at >= s.updated_at"
     ).format(sql.Identifier(spec.table))
-    row = conn.execute(query, (list(ids), list(moments), SOURCE, hotel_id)).fetchone()
+    row = conn.execute(query, (list(ids), list(moments))).fetchone()
     return row is not None and row[0] == len(ids)
 
 
