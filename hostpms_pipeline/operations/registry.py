@@ -2,28 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 
 import psycopg
 
 from hostpms_pipeline.settings import Settings
-from hostpms_pipeline.warehouse import database, properties
+from hostpms_pipeline.sync.connections import Connections
+from hostpms_pipeline.warehouse import properties
 
 Connect = Callable[[], AbstractContextManager[psycopg.Connection]]
 
 
 def connect_factory(settings: Settings) -> Connect:
-    """Connections to the migrated warehouse (``HOSTPMS_DATABASE_URL``, else the embedded one)."""
-    url = database.database_url(settings)
-    database.migrate(url, settings.db_schema)
-
-    @contextmanager
-    def connect() -> Iterator[psycopg.Connection]:
-        with database.connect(url, settings.db_schema) as conn:
-            yield conn
-
-    return connect
+    """Connections to the migrated warehouse (``HOSTPMS_DATABASE_URL``, else the embedded one):
+    the sync's own (``sync/connections.py``), so the schema is migrated once per process."""
+    return Connections(settings).connect
 
 
 def active_properties(settings: Settings) -> list[str]:

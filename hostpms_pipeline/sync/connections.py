@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import cache
 
 import psycopg
 
@@ -36,7 +37,7 @@ class Connections:
         with self._lock:
             if self._database_url is None:
                 url = database.database_url(self.settings)
-                database.migrate(url, self.settings.db_schema)
+                _migrate_once(url, self.settings.db_schema)
                 self._database_url = url
             return self._database_url
 
@@ -59,3 +60,9 @@ class Connections:
             limiter=limiter,
         ) as client:
             yield client
+
+
+@cache
+def _migrate_once(url: str, schema: str) -> None:
+    """Migrations run once per process and database, however many commands build connections."""
+    database.migrate(url, schema)
