@@ -177,8 +177,6 @@ def page(browser, dagster_ui):
     context = browser.new_context(viewport={"width": 1600, "height": 1100}, base_url=dagster_ui.url)
     context.set_default_timeout(UI_TIMEOUT_MS)
     page = context.new_page()
-    # Dagster's first-visit "join the community" dialog would cover what we click.
-    page.add_locator_handler(page.get_by_role("button", name="Skip"), lambda b: b.click())
     yield page
     context.close()
 
