@@ -282,11 +282,17 @@ class DagsterTool(ProjectTool):
     max_runs = 100
 
     def run(self, scenario: Scenario, log_dir: Path, label: str) -> Outcome:
-        from hostpms_pipeline.defs.partitions import live_partition_key
+        from dagster import DagsterInstance
+
+        from hostpms_pipeline.defs.partitions import live_partition_key, register_properties
 
         dagster_home = self.home / "dagster"
         dagster_home.mkdir(parents=True, exist_ok=True)
         shutil.copy(ROOT / "instance" / "dagster.yaml", dagster_home / "dagster.yaml")
+        # Before the clock, as the hostpms_property_partitions sensor or `hostpms connect`
+        # would have: the property dimension is dynamic.
+        with DagsterInstance.from_config(str(dagster_home)) as instance:
+            register_properties(instance, scenario.properties.split(","))
         env = {**self.env(scenario), "DAGSTER_HOME": str(dagster_home)}
         outcomes: list[Outcome] = []
         for property_id in scenario.properties.split(","):

@@ -18,6 +18,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from hostpms_pipeline.defs import alerts
+from hostpms_pipeline.defs.cli_syncs import hostpms_cli_syncs
 from hostpms_pipeline.defs.resources import (
     BatchIOManager,
     HostPMSResource,
@@ -27,9 +28,10 @@ from hostpms_pipeline.defs.resources import (
 )
 from hostpms_pipeline.defs.schedules import PROPERTY_TAG
 from hostpms_pipeline.defs.sensors import hostpms_sync_failure_alert, hostpms_sync_lag_alarm
+from hostpms_pipeline.operations import status
 from hostpms_pipeline.settings import SIMULATOR_CLIENT_ID
 from hostpms_pipeline.simulator.server import serve_app_in_background
-from hostpms_pipeline.warehouse import checkpoints
+from hostpms_pipeline.warehouse import checkpoints, sync_reports
 from hostpms_pipeline_tests.fixtures.definitions import connector_graph, instance_with_properties
 from hostpms_pipeline_tests.fixtures.s3 import TEST_ENV, TEST_REGION
 
@@ -116,7 +118,10 @@ def test_the_third_failure_in_a_row_is_critical(failing_resources, slack):
                 dagster_event=failure,
                 dagster_instance=instance,
                 dagster_run=run.dagster_run,
-                resources={"notifier": NotifierResource(slack_webhook_url=url)},
+                resources={
+                    "notifier": NotifierResource(slack_webhook_url=url),
+                    "postgres": failing_resources["postgres"],
+                },
             ).for_run_failure()
             hostpms_sync_failure_alert(context)
     severities = [message["text"].split("]")[0] for message in received]
@@ -146,3 +151,34 @@ def test_sync_lag_over_two_hours_alerts_once_per_episode(pg_url, pg_schema, slac
     alerted = sorted(message["text"].split(": ")[0] for message in received)
     # PT-POR-002 is 3 h behind; ES-MAD-001 never synced; PT-LIS-001 is fresh. Each alerts once.
     assert alerted == ["[CRITICAL] HostPMS ES-MAD-001", "[CRITICAL] HostPMS PT-POR-002"]
+
+
+def test_failed_hostpms_syncs_alert_and_count_as_failures_in_a_row(
+    pg_url, pg_schema, slack, tmp_path
+):
+    """`hostpms sync` runs no Dagster run: its failures, recorded in PostgreSQL, alert through
+    the hostpms_cli_syncs sensor and count in `hostpms status`, until a sync succeeds."""
+    url, received = slack
+    postgres = PostgresResource(url=pg_url, db_schema=pg_schema)
+    resources = {
+        "postgres": postgres,
+        "processed_store": ObjectStoreResource(url=str(tmp_path / "processed")),
+        "notifier": NotifierResource(slack_webhook_url=url),
+    }
+    for _ in range(3):
+        with postgres.connect() as conn:  # a transaction each: each its own finished_at
+            sync_reports.record(conn, "PT-LIS-001", problem="HostPMS is unavailable (503)")
+    with DagsterInstance.ephemeral() as instance:
+        context = build_sensor_context(instance=instance, resources=resources)
+        result = hostpms_cli_syncs(context)
+        with postgres.connect() as conn:
+            [failing] = status.collect(conn, instance, ["PT-LIS-001"])
+            sync_reports.record(conn, "PT-LIS-001", loaded={})
+        with postgres.connect() as conn:
+            [recovered] = status.collect(conn, instance, ["PT-LIS-001"])
+    severities = [message["text"].split("]")[0] for message in received]
+    assert severities == ["[WARNING", "[WARNING", "[CRITICAL"]
+    assert "3 consecutive" in received[-1]["text"] and "hostpms sync" in received[-1]["text"]
+    assert result.asset_events == []  # nothing loaded, nothing materialized
+    assert failing.consecutive_failures == 3 and "3 failed runs in a row" in failing.problems
+    assert recovered.consecutive_failures == 0

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import psycopg
+from psycopg import sql
+
 from hostpms_pipeline_tests.fixtures.cli import run_hostpms
 from hostpms_pipeline_tests.test_cli import count_bookings
 
@@ -50,6 +53,25 @@ def test_unreachable_api_fails_at_once_naming_the_setting(cli_env):
     assert_one_line_failure(
         done, "the HostPMS API at 127.0.0.1:9 refused the connection; check HOSTPMS_API_BASE_URL"
     )
+
+
+def test_api_url_without_the_token_endpoint_fails_at_once_naming_the_setting(cli_env):
+    """A base URL missing its /v3 reaches a server that answers 404: not worth retrying."""
+    base_url = cli_env["HOSTPMS_API_BASE_URL"]
+    assert base_url.endswith("/v3")
+    env = {**cli_env, "HOSTPMS_API_BASE_URL": base_url.removesuffix("/v3")}
+    done, elapsed = timed("sync", "--property", "PT-LIS-001", env=env)
+    assert done.returncode == 1
+    assert elapsed < 30
+    line = (
+        "has no HostPMS token endpoint at /oauth/token (answered 404); check HOSTPMS_API_BASE_URL"
+    )
+    assert_one_line_failure(done, line)
+    with psycopg.connect(cli_env["HOSTPMS_DATABASE_URL"]) as conn:  # for status and the alert
+        schema = sql.Identifier(cli_env["HOSTPMS_DB_SCHEMA"])
+        conn.execute(sql.SQL("SET search_path TO {}").format(schema))
+        [(succeeded, problem)] = conn.execute("SELECT succeeded, problem FROM sync_reports")
+    assert not succeeded and line in problem
 
 
 def test_setting_out_of_range_is_one_line_and_exit_2(cli_env):

@@ -30,6 +30,7 @@ EXPECTED_TABLES = {
     "properties",
     "history_passes",
     "webhook_outcomes",
+    "sync_reports",
     "bookings",
     "guests",
     "rooms",

@@ -29,39 +29,51 @@ def test_the_ui_shows_what_a_cli_sync_loaded(
     environment,  # noqa: F811 - the imported fixture
     pg_url,
     pg_schema,
+    monkeypatch,
+    request,
 ):
-    """No Dagster run, yet the table's row count and every month the first pass loaded show."""
-    from dagster import DagsterInstance
+    """No Dagster run, yet the daemon's sensor shows the table's row count and every month
+    the first pass loaded; each sync is reported once."""
+    from dagster import DagsterInstance, SkipReason, build_sensor_context
 
+    from hostpms_pipeline import settings as settings_module
+    from hostpms_pipeline.defs.cli_syncs import hostpms_cli_syncs
     from hostpms_pipeline.defs.keys import entity_keys
     from hostpms_pipeline.defs.partitions import live_partition_key
+    from hostpms_pipeline.defs.resources import (
+        NotifierResource,
+        ObjectStoreResource,
+        PostgresResource,
+    )
     from hostpms_pipeline.entities import RESERVATIONS
 
     env = {**environment, "HOSTPMS_PROPERTY_IDS": "PT-LIS-001"}
     done = hostpms("sync", env=env)
     assert done.returncode == 0, done.stderr
+    for name, value in env.items():
+        if name.startswith("HOSTPMS_"):
+            monkeypatch.setenv(name, value)
+    settings_module.get_settings.cache_clear()  # the sensor reads these settings
+    request.addfinalizer(settings_module.get_settings.cache_clear)
+    settings = settings_module.get_settings()
+    resources = {
+        "postgres": PostgresResource(url=pg_url, db_schema=pg_schema),
+        "processed_store": ObjectStoreResource(url=settings.resolved_processed_url),
+        "notifier": NotifierResource(),
+    }
     keys = entity_keys(RESERVATIONS)
-    with DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
+    with DagsterInstance.ephemeral() as instance:
+        result = hostpms_cli_syncs(build_sensor_context(instance=instance, resources=resources))
+        for event in result.asset_events:
+            instance.report_runless_asset_event(event)
+        again = hostpms_cli_syncs(
+            build_sensor_context(instance=instance, resources=resources, cursor=result.cursor)
+        )
         done_partitions = instance.get_materialized_partitions(keys.table)
         [latest] = instance.fetch_materializations(keys.table, limit=1).records
+    assert isinstance(again, SkipReason)
     assert str(live_partition_key("PT-LIS-001")) in done_partitions
     assert any(key.endswith("|PT-LIS-001") and key < str(live_partition_key("PT-LIS-001"))
                for key in done_partitions)  # fmt: skip
     row_count = latest.asset_materialization.metadata["dagster/row_count"].value
     assert row_count == count_bookings(pg_url, pg_schema)["PT-LIS-001"]
-
-
-def test_a_sync_that_finds_nothing_new_lands_no_file(
-    environment,  # noqa: F811 - the imported fixture
-    pg_url,
-    pg_schema,
-):
-    env = {**environment, "HOSTPMS_PROPERTY_IDS": "PT-LIS-001"}
-    assert hostpms("sync", env=env).returncode == 0
-    with psycopg.connect(pg_url) as conn:
-        conn.execute(f"SET search_path TO {pg_schema}")
-        [(landed,)] = conn.execute("SELECT count(*) FROM raw_files")
-        again = hostpms("sync", env=env)  # re-reads the 5-minute overlap: all already stored
-        assert again.returncode == 0, again.stderr
-        [(after,)] = conn.execute("SELECT count(*) FROM raw_files")
-    assert landed > 0 and after == landed

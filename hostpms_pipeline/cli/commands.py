@@ -163,7 +163,6 @@ def sync(property_ids: tuple[str, ...], timings: bool) -> None:
     clock = StageClock()
     clock.add("startup", _seconds_since_start())
     targets = property_ids or active_properties(get_settings())
-    _dagster_home()  # where what the sync loaded is reported
     with _stoppable(), terminal_progress():
         outcomes = sync_properties(targets, echo=say, clock=clock)
     if timings:
@@ -186,7 +185,6 @@ def resync(property_id: str) -> None:
     from hostpms_pipeline.cli.runner import sync_properties
 
     get_settings()
-    _dagster_home()
     with _stoppable(), terminal_progress():
         outcomes = sync_properties([property_id], echo=say, full_resync=True)
     _exit_for(outcomes, "resync")
@@ -200,7 +198,6 @@ def refetch(property_id: str) -> None:
     from hostpms_pipeline.cli.runner import sync_properties
 
     get_settings()
-    _dagster_home()
     with _stoppable():
         complete = refetch_windows(property_id, echo=say)
         outcomes = sync_properties([property_id], echo=say)

@@ -13,15 +13,17 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
 
+import psycopg
+
 from hostpms_pipeline import errors, stopping
 from hostpms_pipeline.cli import signals
 from hostpms_pipeline.entities import ENTITIES
 from hostpms_pipeline.lake import raw_integrity
 from hostpms_pipeline.settings import get_settings
 from hostpms_pipeline.sync.connections import Connections
-from hostpms_pipeline.sync.property_sync import sync_property
+from hostpms_pipeline.sync.property_sync import EntityOutcome, sync_property
 from hostpms_pipeline.sync.stages import StageClock
-from hostpms_pipeline.warehouse import property_lock
+from hostpms_pipeline.warehouse import property_lock, sync_reports
 
 Echo = Callable[[str], None]
 
@@ -109,11 +111,8 @@ def _sync_with_retries(
             with connections.connect() as conn:
                 for entry in raw_integrity.open_entries(conn, property_id):
                     echo(raw_integrity.set_aside_line(entry))
-            if any(outcome.files_loaded for outcome in entities):
-                with clock.stage("dagster_report"):
-                    from hostpms_pipeline.sync import dagster_report
-
-                    dagster_report.report(connections, property_id, entities)
+                # For the UI and alerts: the hostpms_cli_syncs sensor (defs/cli_syncs.py).
+                sync_reports.record(conn, property_id, loaded=_loaded(entities))
             return SyncOutcome(property_id, True, "; ".join(e.summary() for e in entities))
         except (stopping.StopRequested, KeyboardInterrupt):
             return SyncOutcome(property_id, False, _interrupted_line())
@@ -129,6 +128,7 @@ def _sync_with_retries(
                         f" (still failing after {waited[0]:.0f} s of retry waits; "
                         "HOSTPMS_MAX_RETRY_WAIT_SECONDS bounds the wait)"
                     )
+                _record_failure(connections, property_id, line)
                 return SyncOutcome(property_id, False, f"FAILED: {line}")
             next_try = datetime.now().astimezone() + timedelta(seconds=decision.wait)
             echo(
@@ -141,6 +141,30 @@ def _sync_with_retries(
                 return SyncOutcome(property_id, False, _interrupted_line())
             waited[0] += decision.wait
             retry += 1
+
+
+def _loaded(entities: list[EntityOutcome]) -> dict[str, dict[str, int]]:
+    """The counts of each collection that loaded files (``SyncReport.loaded``)."""
+    return {
+        e.spec.collection: {
+            "records_landed": e.polled,
+            "rows_mapped": e.rows,
+            "rejected": e.rejected,
+            "inserted": e.inserted,
+            "versions_bumped": e.updated,
+        }
+        for e in entities
+        if e.files_loaded
+    }
+
+
+def _record_failure(connections: Connections, property_id: str, line: str) -> None:
+    """The failure, for `hostpms status` and the alert; not when the database is what failed."""
+    try:
+        with connections.connect() as conn:
+            sync_reports.record(conn, property_id, problem=line)
+    except (psycopg.Error, OSError):
+        pass  # the command's own line and exit code still say it
 
 
 def _interrupted_line() -> str:

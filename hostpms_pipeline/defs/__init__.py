@@ -4,6 +4,7 @@ from dagster import Definitions, in_process_executor
 
 from hostpms_pipeline.defs.assets import entity_assets
 from hostpms_pipeline.defs.checks import warehouse_checks
+from hostpms_pipeline.defs.cli_syncs import hostpms_cli_syncs
 from hostpms_pipeline.defs.console_logger import hostpms_console_logger
 from hostpms_pipeline.defs.gdpr import (
     hostpms_gdpr_daily_retention,
@@ -50,6 +51,7 @@ def build_definitions(settings: Settings) -> Definitions:
             hostpms_sync_failure_alert,
             hostpms_sync_lag_alarm,
             hostpms_property_partitions,
+            hostpms_cli_syncs,
         ],
         resources=build_resources(settings),
         loggers={"console": hostpms_console_logger},  # no stack traces unless --verbose

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Literal, Protocol
 
 import boto3
@@ -20,6 +21,7 @@ log = logging.getLogger(__name__)
 
 Severity = Literal["warning", "critical"]
 CONSECUTIVE_FAILURES_CRITICAL = 3  # the PRD: "polling job failures > 2 consecutive" is critical
+FAILURES_LOOKED_AT = 10  # latest syncs of each kind (runs, `hostpms sync`) counted back
 SYNC_LAG_CRITICAL = timedelta(hours=2)  # the PRD: "data sync lag > 2 hours" is critical
 
 
@@ -66,9 +68,14 @@ class SNSNotifier:
 
 
 def consecutive_failures(
-    instance: DagsterInstance, property_id: str, property_tag: str, limit: int = 10
+    instance: DagsterInstance,
+    property_id: str,
+    property_tag: str,
+    cli_outcomes: Sequence[tuple[datetime, bool]] = (),
+    limit: int = FAILURES_LOOKED_AT,
 ) -> int:
-    """How many of the property's latest finished runs failed in a row (newest first)."""
+    """How many of the property's latest syncs failed in a row (newest first): its finished
+    Dagster runs and its ``hostpms sync``s (``cli_outcomes``: finished at, succeeded)."""
     records = instance.get_run_records(
         filters=RunsFilter(
             tags={property_tag: property_id},
@@ -76,22 +83,35 @@ def consecutive_failures(
         ),
         limit=limit,
     )
+    finished = [
+        (datetime.fromtimestamp(r.end_time, UTC), r.dagster_run.status == DagsterRunStatus.SUCCESS)
+        for r in records
+        if r.end_time is not None
+    ]
+    return failures_in_a_row([*finished, *cli_outcomes])
+
+
+def failures_in_a_row(outcomes: Sequence[tuple[datetime, bool]]) -> int:
+    """Failed ``(finished at, succeeded)`` outcomes since the latest success."""
     failures = 0
-    for record in records:
-        if record.dagster_run.status != DagsterRunStatus.FAILURE:
+    for _, succeeded in sorted(outcomes, key=lambda o: o[0], reverse=True):
+        if succeeded:
             break
         failures += 1
     return failures
 
 
-def failure_alert(property_id: str, failures: int, job_name: str) -> Alert:
+def failure_alert(
+    property_id: str, failures: int, job_name: str, problem: str | None = None
+) -> Alert:
+    """``problem``: the one line of a failed `hostpms sync` (a run's error is in the UI)."""
     severity: Severity = "critical" if failures >= CONSECUTIVE_FAILURES_CRITICAL else "warning"
-    return Alert(
-        severity,
-        property_id,
-        f"{failures} consecutive failed sync run(s)",
-        f"Latest failed job: {job_name}. Open the run in the Dagster UI for the error.",
+    detail = (
+        f"Latest failed: {job_name}: {problem}"
+        if problem
+        else f"Latest failed job: {job_name}. Open the run in the Dagster UI for the error."
     )
+    return Alert(severity, property_id, f"{failures} consecutive failed sync run(s)", detail)
 
 
 def stale_properties(

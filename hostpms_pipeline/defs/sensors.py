@@ -28,7 +28,7 @@ from hostpms_pipeline.defs.resources import NotifierResource, ObjectStoreResourc
 from hostpms_pipeline.defs.schedules import PROPERTY_TAG
 from hostpms_pipeline.ingest import webhook_discovery
 from hostpms_pipeline.settings import get_settings
-from hostpms_pipeline.warehouse import checkpoints, properties
+from hostpms_pipeline.warehouse import checkpoints, properties, sync_reports
 
 WAITING_STATUSES = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED]
 # A production connector's alarms run from the first start of the daemon; what loads data
@@ -90,11 +90,15 @@ def _properties_with_a_load_waiting(instance: DagsterInstance) -> set[str]:
     description="On each failed sync: a warning, critical from the third failure in a row (PRD).",
     default_status=ALARMS_START_ON,
 )
-def hostpms_sync_failure_alert(context: RunFailureSensorContext, notifier: NotifierResource):
+def hostpms_sync_failure_alert(
+    context: RunFailureSensorContext, notifier: NotifierResource, postgres: PostgresResource
+):
     property_id = context.dagster_run.tags.get(PROPERTY_TAG)
     if property_id is None:
         return
-    failures = alerts.consecutive_failures(context.instance, property_id, PROPERTY_TAG)
+    with postgres.connect() as conn:
+        cli = sync_reports.outcomes(conn, property_id, alerts.FAILURES_LOOKED_AT)
+    failures = alerts.consecutive_failures(context.instance, property_id, PROPERTY_TAG, cli)
     alert = alerts.failure_alert(property_id, max(failures, 1), context.dagster_run.job_name)
     context.log.warning(alert.text())
     notifier.notifier().notify(alert)

@@ -16,7 +16,6 @@ hash (suppression list, audit log, Parquet ``guest_key``) unmatchable: keep it.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import os
 import re
@@ -121,7 +120,7 @@ class Hasher:
 
     def of_normalised(self, kind: IdentifierKind, normalised: str) -> str:
         message = f"{kind}\x1f{normalised}".encode()
-        return hmac.digest(self._key, message, hashlib.sha256).hex()
+        return hmac.digest(self._key, message, "sha256").hex()  # by name: OpenSSL's one-shot HMAC
 
     def of(self, kind: IdentifierKind, value: object, property_id: str | None) -> str | None:
         if value is None:

@@ -145,6 +145,12 @@ class OAuthClientCredentials(httpx.Auth):
             raise InvalidCredentials(
                 f"HostPMS refused client id {self._credentials.client_id!r}: invalid_client"
             )
+        if response.status_code in (404, 405):  # a wrong base URL (no /v3, another service)
+            raise ApiUnreachable(
+                f"token endpoint answered {response.status_code}",
+                f"has no HostPMS token endpoint at {response.request.url.path} "
+                f"(answered {response.status_code})",
+            )
         if response.status_code != 200:
             raise TransientServerError(f"token endpoint answered {response.status_code}")
         token = contract.TokenResponse.model_validate_json(response.content)

@@ -19,8 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-import boto3
-
 from hostpms_pipeline.hostpms import contract
 from hostpms_pipeline.hostpms.client import Credentials
 from hostpms_pipeline.settings import Settings
@@ -120,6 +118,8 @@ class SecretsManagerStore:
 
     def _client(self) -> Any:
         if self.client is None:
+            import boto3  # slow to import: only when Secrets Manager is used
+
             self.client = boto3.client("secretsmanager")
         return self.client
 

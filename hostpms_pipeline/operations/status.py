@@ -18,14 +18,16 @@ from psycopg import sql
 
 from hostpms_pipeline.defs.alerts import (
     CONSECUTIVE_FAILURES_CRITICAL,
+    FAILURES_LOOKED_AT,
     SYNC_LAG_CRITICAL,
     consecutive_failures,
+    failures_in_a_row,
 )
 from hostpms_pipeline.defs.schedules import PROPERTY_TAG
 from hostpms_pipeline.entities import ENTITIES
 from hostpms_pipeline.entities.schema import UNKNOWN
 from hostpms_pipeline.entities.spec import EntitySpec, Mapped
-from hostpms_pipeline.warehouse import properties
+from hostpms_pipeline.warehouse import properties, sync_reports
 
 DAY = timedelta(hours=24)
 
@@ -107,9 +109,7 @@ def collect(
                 sources=sources,
                 last_sync_at=synced_at,
                 lag_seconds=(now - synced_at).total_seconds() if synced_at else None,
-                consecutive_failures=_consecutive_failures(instance, property_id)
-                if instance
-                else 0,
+                consecutive_failures=_consecutive_failures(conn, instance, property_id),
                 records_24h={t: f.get(property_id, (0, 0))[0] for t, f in per_table.items()},
                 unknown_values={t: f.get(property_id, (0, 0))[1] for t, f in per_table.items()},
                 rejects={
@@ -182,5 +182,11 @@ def _last_sync(conn: psycopg.Connection) -> dict[str, datetime]:
     return dict(rows.fetchall())
 
 
-def _consecutive_failures(instance: DagsterInstance, property_id: str) -> int:
-    return consecutive_failures(instance, property_id, PROPERTY_TAG)
+def _consecutive_failures(
+    conn: psycopg.Connection, instance: DagsterInstance | None, property_id: str
+) -> int:
+    """Dagster runs and `hostpms sync`s together (the command runs no Dagster run)."""
+    cli = sync_reports.outcomes(conn, property_id, FAILURES_LOOKED_AT)
+    if instance is None:
+        return failures_in_a_row(cli)
+    return consecutive_failures(instance, property_id, PROPERTY_TAG, cli)

@@ -14,7 +14,6 @@ from hostpms_pipeline.hostpms.credentials import SecretProvider
 from hostpms_pipeline.hostpms.rate_limiter import PostgresRateLimiter, RateLimit
 from hostpms_pipeline.lake.storage import ObjectStore, open_store
 from hostpms_pipeline.settings import Settings
-from hostpms_pipeline.simulator import embedded
 from hostpms_pipeline.warehouse import database
 
 
@@ -49,11 +48,16 @@ class Connections:
     @contextmanager
     def client(self, property_id: str) -> Iterator[HostPMSClient]:
         settings = self.settings
+        base_url = settings.api_base_url
+        if not base_url:  # the embedded simulator; its package is not imported otherwise
+            from hostpms_pipeline.simulator import embedded
+
+            base_url = embedded.base_url(settings)
         limiter = PostgresRateLimiter(
             self.connect, RateLimit(requests=settings.rate_limit_per_minute)
         )
         with HostPMSClient(
-            settings.api_base_url or embedded.base_url(settings),
+            base_url,
             SecretProvider(settings).oauth_credentials(property_id),
             timeout=settings.http_timeout_seconds,
             page_limit=settings.page_limit,
