@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 import orjson
 import psycopg
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from dagster import DagsterInstance, materialize
@@ -465,6 +466,24 @@ def test_the_embedded_key_is_generated_once_owner_readable_and_hashes_normalise(
         "email", "a@b.pt", None
     )
     assert repr(hashed) == "Hasher(<key>)"
+
+
+@pytest.mark.parametrize("kind", ["email", "nif", "phone", "guest_id"])
+@pytest.mark.parametrize(
+    "key", [b"a key of sixteen+", b"k" * 64, b"a key longer than a block " * 4]
+)
+def test_a_column_hashes_each_value_as_one_value_hashed_alone(kind, key):
+    """The Parquet export hashes whole columns; an erasure hashes the one identifier a person
+    gives. Both must agree, value for value, or an erasure would miss rows."""
+    values = [" Joao.Silva@Example.PT ", "joao.silva@example.pt", None, "", "   ", "912 345 678",
+              "+351912345678", "PT 123.456.789", "GST-1", "a\x1fb", "İSTANBUL@örnek.tr"]  # fmt: skip
+    hotels = ["PT-LIS-001", "ES-MAD-001"]
+    rows = [(value, hotel) for value in values for hotel in hotels]
+    hasher = keys.Hasher(key)
+    column = hasher.column(
+        kind, pa.array([v for v, _ in rows], pa.string()), pa.array([h for _, h in rows])
+    )
+    assert column.to_pylist() == [hasher.of(kind, value, hotel) for value, hotel in rows]
 
 
 def test_guests_erasure_is_declared_and_redaction_keeps_the_record_id():

@@ -39,6 +39,8 @@ _NOT_DIGIT = re.compile(r"[^0-9]")
 # parsing would give it back unchanged, valid or not, and costs ~40 µs a number.
 _E164_FORM = re.compile(r"\+(351|34)[1-9][0-9]{8}")
 _CACHE = 1 << 16
+# Kinds whose normal form is the same whatever the property (no country rules).
+PROPERTY_FREE_KINDS = frozenset({"email", "nif"})
 
 
 def load_key(settings: Settings) -> bytes:
@@ -134,17 +136,38 @@ class Hasher:
         values: pa.Array | pa.ChunkedArray,
         hotel_ids: pa.Array | pa.ChunkedArray,
     ) -> pa.Array:
-        """The hash of each value (null stays null); each distinct (value, hotel) hashed once."""
-        pairs = pc.binary_join_element_wise(hotel_ids, values, "\x1f")
-        unique = pc.unique(pairs)
-        hashes = []
-        for pair in unique.to_pylist():
-            if pair is None:
-                hashes.append(None)
+        """The hash of each value (null stays null); each distinct value hashed once (per
+        hotel for the kinds whose normal form depends on the property's country)."""
+        if kind in PROPERTY_FREE_KINDS:
+            keys = values
+            split = None
+        else:
+            keys = pc.binary_join_element_wise(hotel_ids, values, "\x1f")
+            split = "\x1f"
+        unique = pc.unique(keys)
+        # A column holds up to a million distinct values: the loop is kept lean, and the
+        # single-value cache of ``normalise`` is bypassed (it would only churn).
+        normal = normalise.__wrapped__
+        keyed = hmac.new(self._key, digestmod="sha256")  # copied per value: the key's pads once
+        prefix = f"{kind}\x1f"
+        hashes: list[str | None] = []
+        append = hashes.append
+        for item in unique.to_pylist():
+            if item is None:
+                append(None)
                 continue
-            hotel, _, value = pair.partition("\x1f")
-            hashes.append(self.of(kind, value, hotel))
-        return pc.take(pa.array(hashes, pa.string()), pc.index_in(pairs, value_set=unique))
+            if split is None:
+                normalised = normal(kind, item, None)
+            else:
+                hotel, _, value = item.partition(split)
+                normalised = normal(kind, value, hotel)
+            if normalised is None:
+                append(None)
+                continue
+            mac = keyed.copy()
+            mac.update((prefix + normalised).encode())
+            append(mac.hexdigest())
+        return pc.take(pa.array(hashes, pa.string()), pc.index_in(keys, value_set=unique))
 
 
 def guest_keys(spec: EntitySpec, rows: pa.Table, hasher: Hasher) -> pa.Array:
