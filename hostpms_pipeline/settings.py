@@ -137,9 +137,9 @@ class Settings(BaseSettings):
         "unknown values); `hostpms demo` uses 0.03.",
     )
     max_records_per_run: int = Field(
-        default=200_000,
+        default=100_000,
         ge=1,
-        description="Raw records a Dagster run reads at most (memory: about 1 GB per 200,000; "
+        description="Raw records a Dagster run reads at most (memory: about 0.5 GB per 100,000; "
         "the rest waits for the next run), and the chunk `hostpms sync` maps and loads at once.",
     )
     max_retry_wait_seconds: float = Field(

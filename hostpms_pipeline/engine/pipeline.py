@@ -30,7 +30,7 @@ from hostpms_pipeline.lake.storage import ObjectStore
 from hostpms_pipeline.warehouse import entity_store, ledger, outbox
 
 READ_THREADS = 8  # object-store reads are I/O bound (S3 round trips)
-EXPORT_ROWS_PER_GROUP = 250_000  # bounds the Parquet export's memory (~300 MB of bookings)
+EXPORT_ROWS_PER_GROUP = 100_000  # bounds the Parquet export's memory (~150 MB of bookings)
 
 
 @dataclass
