@@ -85,11 +85,9 @@ def hostpms_cli_syncs(
 
 
 def _alert(context, conn, notifier: NotifierResource, report: sync_reports.SyncReport) -> None:
-    cli = [
-        outcome
-        for outcome in sync_reports.outcomes(conn, report.property_id, alerts.FAILURES_LOOKED_AT)
-        if outcome[0] <= report.finished_at  # as it stood when this sync failed
-    ]
+    cli = sync_reports.outcomes(  # as it stood when this sync failed
+        conn, report.property_id, alerts.FAILURES_LOOKED_AT, until=report.finished_at
+    )
     failures = alerts.consecutive_failures(context.instance, report.property_id, PROPERTY_TAG, cli)
     alert = alerts.failure_alert(
         report.property_id, max(failures, 1), "hostpms sync", report.problem

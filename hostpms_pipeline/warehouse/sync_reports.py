@@ -52,12 +52,16 @@ def after(conn: psycopg.Connection, report_id: int, limit: int) -> list[SyncRepo
         ).fetchall()
 
 
-def outcomes(conn: psycopg.Connection, property_id: str, limit: int) -> list[tuple[datetime, bool]]:
-    """``(finished_at, succeeded)`` of the property's latest syncs, newest first."""
+def outcomes(
+    conn: psycopg.Connection, property_id: str, limit: int, until: datetime | None = None
+) -> list[tuple[datetime, bool]]:
+    """``(finished_at, succeeded)`` of the property's latest syncs (finished by ``until``),
+    newest first."""
     rows = conn.execute(
         "SELECT finished_at, succeeded FROM sync_reports WHERE property_id = %s"
-        " ORDER BY finished_at DESC LIMIT %s",
-        (property_id, limit),
+        " AND finished_at <= coalesce(%s::timestamptz, 'infinity') ORDER BY finished_at DESC"
+        " LIMIT %s",
+        (property_id, until, limit),
     )
     return [(finished_at, succeeded) for finished_at, succeeded in rows]
 
