@@ -205,22 +205,34 @@ class _Loader:
         self._resources.close()
 
     def _run(self) -> None:
+        """Whatever has landed is loaded as soon as the loader is free, at most a chunk at a
+        time: fetching and loading overlap, and while loading lags the fetch, chunks grow to
+        their bound by themselves (fewer, larger transactions)."""
         try:
             with self._connections.connect() as conn:
-                waiting: list[str] = []
-                while not self._abandoned.is_set():
-                    item = self._inbox.get()
-                    if item is not None:
-                        waiting += item
-                    while len(waiting) >= self._chunk_files or (item is None and waiting):
+                finished = False
+                while not finished and not self._abandoned.is_set():
+                    waiting: list[str] = []
+                    for item in self._received():
+                        if item is None:
+                            finished = True
+                        else:
+                            waiting += item
+                    for first in range(0, len(waiting), self._chunk_files):
                         if self._abandoned.is_set():
                             return
-                        self._load(conn, waiting[: self._chunk_files])
-                        waiting = waiting[self._chunk_files :]
-                    if item is None:
-                        return
+                        self._load(conn, waiting[first : first + self._chunk_files])
         except BaseException as error:  # noqa: BLE001 - raised in the polling thread
             self._error = error
+
+    def _received(self) -> list[list[str] | None]:
+        """The next submission (waiting for it), with every one queued behind it."""
+        items = [self._inbox.get()]
+        while True:
+            try:
+                items.append(self._inbox.get_nowait())
+            except queue.Empty:
+                return items
 
     def _load(self, conn, locations: list[str]) -> None:
         from hostpms_pipeline.engine import pipeline, reading
