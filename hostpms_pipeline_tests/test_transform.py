@@ -19,7 +19,7 @@ from hostpms_pipeline.engine import transform as engine_transform
 from hostpms_pipeline.engine.mapping import load_mapping_tables
 from hostpms_pipeline.engine.transform import deduplicate
 from hostpms_pipeline.entities import RESERVATIONS
-from hostpms_pipeline.entities.schema import REJECTED_SCHEMA, row_schema
+from hostpms_pipeline.entities.schema import REJECTED_SCHEMA, row_id, row_schema
 
 # The reservation spec's steps, as these golden tests call them.
 BOOKING_SCHEMA = row_schema(RESERVATIONS)
@@ -27,7 +27,7 @@ BOOKING_ID_NAMESPACE = RESERVATIONS.id_namespace
 
 
 def booking_id(hotel_id: str, external_id: str) -> str:
-    return engine_transform.row_id(RESERVATIONS, hotel_id, external_id)
+    return row_id(RESERVATIONS, hotel_id, external_id)
 
 
 def read_landed(files) -> pa.Table:

@@ -15,7 +15,6 @@ computed for the accepted records only.
 from __future__ import annotations
 
 import hashlib
-import uuid
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any
@@ -209,11 +208,6 @@ def _hex_strings(octets: np.ndarray, dashes: tuple[int, ...] = ()) -> pa.Array:
     return pa.Array.from_buffers(
         pa.string(), rows, [None, pa.py_buffer(offsets), pa.py_buffer(digits)]
     )
-
-
-def row_id(spec: EntitySpec, hotel_id: str, external_id: str) -> str:
-    """The row's id: the same (source, hotel, HostPMS id) always gets the same uuid."""
-    return str(uuid.uuid5(spec.id_namespace, f"{SOURCE}|{hotel_id}|{external_id}"))
 
 
 def _row_ids(spec: EntitySpec, hotel_ids: Any, external_ids: Any) -> pa.Array:

@@ -10,6 +10,7 @@ whether a newer state really changed anything (and so bumps ``version``).
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable
 from datetime import date
 from functools import cache
@@ -22,8 +23,16 @@ from hostpms_pipeline.entities.spec import TIMESTAMP, EntitySpec
 SOURCE = "hostpms"
 UNKNOWN = "unknown"
 
+
 # Natural key (PRD: deduplicate on source + external_id + hotel_id); id is uuid5 of it.
 NATURAL_KEY = ("source", "external_id", "hotel_id")
+
+
+def row_id(spec: EntitySpec, hotel_id: str, external_id: str) -> str:
+    """The row's id: the same (source, hotel, HostPMS id) always gets the same uuid."""
+    return str(uuid.uuid5(spec.id_namespace, f"{SOURCE}|{hotel_id}|{external_id}"))
+
+
 KEY_FIELDS = (
     pa.field("id", pa.string(), nullable=False),  # uuid text, deterministic
     pa.field("external_id", pa.string(), nullable=False),

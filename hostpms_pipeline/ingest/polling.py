@@ -22,7 +22,7 @@ import psycopg
 
 from hostpms_pipeline import stopping
 from hostpms_pipeline.entities import BY_COLLECTION
-from hostpms_pipeline.entities.schema import SOURCE
+from hostpms_pipeline.entities.schema import SOURCE, row_id
 from hostpms_pipeline.errors import ConfigurationError
 from hostpms_pipeline.gdpr.redaction import Landing, LandingGuard
 from hostpms_pipeline.hostpms import contract
@@ -341,8 +341,6 @@ def _already_stored(stored_since: datetime | None) -> AlreadyStored:
             return False
         if contract.parse_timestamp(page.updated_at_range[1]) > stored_since:
             return False
-        from hostpms_pipeline.engine.transform import row_id  # here: only overlap pages need it
-
         spec = BY_COLLECTION[page.collection]
         states = []
         for record in page.records:

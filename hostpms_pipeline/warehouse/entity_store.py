@@ -106,7 +106,7 @@ def upsert(
 ) -> UpsertStats:
     """Merge rows (``row_schema(spec)``, one per natural key) into the entity's table.
 
-    Each row's ``id`` must be its key's (``transform.row_id``): stored rows are
+    Each row's ``id`` must be its key's (``schema.row_id``): stored rows are
     found by id.
 
     The batch's keys go to PostgreSQL first (a narrow COPY) to find which are
