@@ -10,6 +10,7 @@ import dataclasses
 import logging
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
@@ -276,13 +277,8 @@ class HostPMSClient:
     def check_credentials(self) -> None:
         """One token request: raises ``InvalidCredentials`` naming ``invalid_client`` when
         HostPMS refuses the client id and secret."""
-        try:
+        with _transport_errors(contract.TOKEN_PATH):
             self.auth.fetch_token(self._http)
-        except httpx.ConnectError as error:
-            reason = _unreachable_reason(error)
-            raise ApiUnreachable(f"{contract.TOKEN_PATH}: HostPMS {reason}", reason) from None
-        except (httpx.TimeoutException, httpx.TransportError) as error:
-            raise TransientServerError(f"{contract.TOKEN_PATH}: {type(error).__name__}") from None
 
     def subscribe(
         self, property_id: str, url: str, events: tuple[str, ...] = contract.WEBHOOK_EVENTS
@@ -308,13 +304,8 @@ class HostPMSClient:
         return True
 
     def _post(self, path: str, body: dict[str, Any]) -> httpx.Response:
-        try:
+        with _transport_errors(path):
             return self._http.post(path, json=body)
-        except httpx.ConnectError as error:
-            reason = _unreachable_reason(error)
-            raise ApiUnreachable(f"{path}: HostPMS {reason}", reason) from None
-        except (httpx.TimeoutException, httpx.TransportError) as error:
-            raise TransientServerError(f"{path}: {type(error).__name__}") from None
 
     def iter_pages(
         self,
@@ -383,13 +374,21 @@ class HostPMSClient:
         return response
 
     def _send(self, path: str, params: dict[str, Any], endpoint: str) -> httpx.Response:
-        try:
+        with _transport_errors(path):
             return self._http.get(path, params=params, extensions={ENDPOINT_EXTENSION: endpoint})
-        except httpx.ConnectError as error:
-            reason = _unreachable_reason(error)
-            raise ApiUnreachable(f"{path}: HostPMS {reason}", reason) from None
-        except (httpx.TimeoutException, httpx.TransportError) as error:
-            raise TransientServerError(f"{path}: {type(error).__name__}") from None
+
+
+@contextmanager
+def _transport_errors(path: str) -> Iterator[None]:
+    """A request that got no answer, as the contract's errors: a host that cannot be reached
+    is a configuration error (never retried), a timeout or dropped connection transient."""
+    try:
+        yield
+    except httpx.ConnectError as error:
+        reason = _unreachable_reason(error)
+        raise ApiUnreachable(f"{path}: HostPMS {reason}", reason) from None
+    except (httpx.TimeoutException, httpx.TransportError) as error:
+        raise TransientServerError(f"{path}: {type(error).__name__}") from None
 
 
 def _unreachable_reason(error: httpx.ConnectError) -> str:
