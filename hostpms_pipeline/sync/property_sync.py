@@ -2,8 +2,8 @@
 
 Per entity, three threads share the work: one fetches pages ahead, one lands them
 (each file durable before its group's ledger rows and checkpoint commit), and a
-loader maps and loads the committed files a chunk at a time while later pages still
-arrive. The touched Parquet days are written once, at the end. Each chunk's load is
+loader maps and loads the committed files as soon as it is free (at most a chunk at a
+time) while later pages still arrive. The touched Parquet days are written once, at the end. Each chunk's load is
 one transaction that also marks its files processed, so a crash at any moment
 leaves landed files pending (loaded by the next sync) and nothing half-written;
 records fetched twice are absorbed by dedup and the newer-only upsert.
@@ -132,7 +132,7 @@ def _sync_entity(
 
 
 class _Loader:
-    """Maps and loads landed files in a thread, a chunk at a time, in the order they landed;
+    """Maps and loads landed files in a thread, at most a chunk at a time, in the order they landed;
     then writes the touched Parquet days once. Starts (and imports the engine) only when
     there is a file to load: a sync that finds nothing new stays light."""
 
