@@ -323,7 +323,10 @@ class StoreFailingOnce:
 def test_crash_after_fetch_before_landing(env, fault_free):
     failing = StoreFailingOnce(env.raw, failing_put=FAULT_AFTER_PAGES + 1)
     assert env.run(raw=failing) == {FIRST: Crash}
-    assert len(env.landed_files(FIRST)) == FAULT_AFTER_PAGES
+    # The pages before it landed; pages already handed to other writers may have too.
+    assert (
+        FAULT_AFTER_PAGES <= len(env.landed_files(FIRST)) < FAULT_AFTER_PAGES + polling.LAND_THREADS
+    )
     env.finish()
     assert env.state() == fault_free
     assert_never_over_the_rate_limit(env.simulator)

@@ -8,12 +8,13 @@ Work is columnar (Arrow) from the raw JSON onwards.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import partial
+from typing import TypeVar
 
 import psycopg
 import pyarrow as pa
@@ -30,6 +31,8 @@ from hostpms_pipeline.lake.storage import ObjectStore
 from hostpms_pipeline.warehouse import entity_store, ledger, outbox
 
 READ_THREADS = 8  # object-store reads are I/O bound (S3 round trips)
+C = TypeVar("C")
+P = TypeVar("P")
 EXPORT_ROWS_PER_GROUP = 100_000  # bounds the Parquet export's memory (~150 MB of bookings)
 
 
@@ -256,31 +259,38 @@ def process_pending(
         with stage("deduplicate"):
             return deduplicate(mapped)
 
-    def prepared_one_ahead(chunks: list[list[str]]) -> Iterator[MappedBatch]:
-        """Each chunk prepared, the next one already under way while the caller loads this one."""
-        preparer = ThreadPoolExecutor(1)
-        try:
-            upcoming = preparer.submit(prepare, chunks[0])
-            for following in chunks[1:]:
-                batch = upcoming.result()
-                upcoming = preparer.submit(prepare, following)
-                yield batch
-            yield upcoming.result()
-        finally:  # also when loading failed: the chunk being prepared is abandoned
-            preparer.shutdown(cancel_futures=True)
-
     with conn.transaction():  # committed now, so each chunk's load below commits on its own
         epoch = suppression.epoch(conn)
         locations = ledger.pending_files(conn, property_id=property_id, collection=spec.collection)
     chunks = _chunks(locations, files_per_chunk)
     results = []
     with ParquetDelta(spec) as delta:
-        for batch in prepared_one_ahead(chunks) if chunks else ():
+        for batch in prepared_one_ahead(iter(chunks), prepare):
             with stage("postgres"):
                 results.append(load_postgres(conn, batch, delta))
         with stage("parquet"):
             export_parquet(conn, spec, processed_url, delta=delta)
     return results
+
+
+def prepared_one_ahead(chunks: Iterator[C], prepare: Callable[[C], P]) -> Iterator[P]:
+    """Each chunk prepared in a thread, the next one taken and prepared while the caller
+    loads this one: Arrow's work overlaps PostgreSQL's. ``chunks`` is consumed in that
+    thread, so it may block until more work comes."""
+    end = object()
+
+    def take_and_prepare() -> P | object:
+        chunk = next(chunks, end)
+        return end if chunk is end else prepare(chunk)  # type: ignore[arg-type]
+
+    preparer = ThreadPoolExecutor(1, thread_name_prefix="prepare")
+    try:
+        upcoming = preparer.submit(take_and_prepare)
+        while (batch := upcoming.result()) is not end:
+            upcoming = preparer.submit(take_and_prepare)
+            yield batch  # type: ignore[misc]
+    finally:  # also when loading failed: the chunk being prepared is abandoned
+        preparer.shutdown(cancel_futures=True)
 
 
 def _chunks(locations: list[str], size: int) -> list[list[str]]:

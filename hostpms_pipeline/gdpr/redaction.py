@@ -18,7 +18,7 @@ from __future__ import annotations
 import copy
 import logging
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -157,8 +157,12 @@ class LandingGuard:
         return current_hasher(self._settings)
 
     @contextmanager
-    def landing(self) -> Iterator[Landing]:
-        with self._connect() as conn:
+    def landing(self, conn: psycopg.Connection | None = None) -> Iterator[Landing]:
+        """A landing under the guard, on ``conn`` (idle; its session holds the shared lock
+        meanwhile) or on a connection of its own."""
+        with ExitStack() as stack:
+            if conn is None:
+                conn = stack.enter_context(self._connect())
             conn.execute("SELECT pg_advisory_lock_shared(%s)", (LANDING_LOCK,))
             try:
                 suppressed = self._cache.current(conn)

@@ -13,6 +13,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Generator, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -49,6 +50,8 @@ COMMIT_PAGES = 32
 COMMIT_SECONDS = 1.0
 # Pages fetched while earlier ones land: the HTTP round trip overlaps the disk and the database.
 FETCH_AHEAD_PAGES = 8
+# Files written at once: each waits for its fsyncs, which the disk serves together.
+LAND_THREADS = 4
 
 Committed = Callable[[list[str]], None]
 AlreadyStored = Callable[[psycopg.Connection, FetchedPage], bool]
@@ -91,31 +94,39 @@ def serialize_page(page: FetchedPage) -> bytes:
 
 @dataclass(frozen=True)
 class LandedFile:
-    """A page as it was stored: where, its bytes, and the page (redacted records included)."""
+    """A page as it was stored: where, its digest, and the page (redacted records included)."""
 
     location: str
-    body: bytes
+    digest: raw_integrity.LandedDigest
     page: FetchedPage
 
 
 def land_page(store: ObjectStore, page: FetchedPage) -> LandedFile:
     key = polling_key(page.property_id, page.collection, page.received_at)
     body = serialize_page(page)
-    return LandedFile(store.put(key, body), body, page)
-
-
-def _record_landed(conn: psycopg.Connection, landed: LandedFile) -> None:
-    page = landed.page
-    ledger.record_landed_file(
-        conn,
-        location=landed.location,
-        property_id=page.property_id,
-        kind="polling",
-        collection=page.collection,
-        record_count=page.record_count,
-        landed_at=page.received_at,
+    location = store.put(key, body)
+    return LandedFile(
+        location, raw_integrity.LandedDigest.of(location, body, page.updated_at_range), page
     )
-    raw_integrity.record_landed(conn, landed.location, landed.body, page.updated_at_range)
+
+
+def _record_landed(conn: psycopg.Connection, files: list[LandedFile]) -> None:
+    """The files in the ledger with their digests (in the caller's transaction)."""
+    ledger.record_landed_files(
+        conn,
+        [
+            ledger.LandedRow(
+                file.location,
+                file.page.property_id,
+                "polling",
+                file.page.collection,
+                file.page.record_count,
+                file.page.received_at,
+            )
+            for file in files
+        ],
+    )
+    raw_integrity.record_landed(conn, (file.digest for file in files))
 
 
 def sync_incremental(
@@ -227,14 +238,17 @@ def _land_in_groups(
     """
     guard = LandingGuard(connect, source="polling")
     ahead = _fetched_ahead(pages, FETCH_AHEAD_PAGES)
+    writers = ThreadPoolExecutor(LAND_THREADS, thread_name_prefix="hostpms-land")
     try:
         with connect() as conn:
             last: FetchedPage | None = None
             while last is None or last.next_cursor is not None:
-                group: list[LandedFile] = []
+                # Each page's file is written (and fsynced) by a writer thread while the
+                # next page is taken; the group's ledger rows wait for all of them.
+                group: list[tuple[FetchedPage, Future[LandedFile] | None]] = []
                 opened = time.monotonic()
                 failure: BaseException | None = None
-                with guard.landing() as landing:
+                with guard.landing(conn) as landing:
                     while True:
                         try:
                             page = next(ahead)
@@ -244,47 +258,60 @@ def _land_in_groups(
                             failure = error
                             break
                         stopping.check()
-                        skip = False
-                        if already_stored is not None:
-                            with conn.transaction():  # its own: a later commit is never a savepoint
-                                skip = already_stored(conn, page)
-                        landed = None if skip else _land(store, landing, page)
-                        result.add(page, landed.location if landed else None)
-                        if landed:
-                            group.append(landed)
+                        skip = already_stored is not None and already_stored(conn, page)
+                        writing = None if skip else _land(writers, store, landing, page)
+                        group.append((page, writing))
                         if progress:
-                            progress(page)
+                            progress(page)  # as its file is being written
                         last = page
+                        if any(w and w.done() and w.exception() for _, w in group):
+                            break  # a write failed (raised below): no more pages
                         if page.next_cursor is None or len(group) >= commit_pages:
                             break
                         if time.monotonic() - opened >= COMMIT_SECONDS:
                             break
+                    landed = _landed(group, result)
                 if last is not None:
                     with conn.transaction():
-                        for landed in group:
-                            _record_landed(conn, landed)
+                        _record_landed(conn, landed)
                         if checkpoint_for is not None:
                             checkpoint_for(conn, last)
-                if committed and group:
-                    committed([landed.location for landed in group])
+                if committed and landed:
+                    committed([file.location for file in landed])
                 if failure is not None:
                     raise failure
                 if last is None:
                     return
     finally:
         ahead.close()
+        writers.shutdown()  # a failed group's other files finish (unrecorded: fetched again)
 
 
-def _land(store: ObjectStore, landing: Landing, page: FetchedPage) -> LandedFile | None:
-    """The page landed (its records redacted where they name an erased person); an empty
-    page only ends the pass."""
+def _landed(
+    group: list[tuple[FetchedPage, Future[LandedFile] | None]], result: SyncResult
+) -> list[LandedFile]:
+    """The group's files once every one is durable, in the order their pages came."""
+    files = []
+    for page, writing in group:
+        file = writing.result() if writing is not None else None
+        result.add(page, file.location if file else None)
+        if file:
+            files.append(file)
+    return files
+
+
+def _land(
+    writers: ThreadPoolExecutor, store: ObjectStore, landing: Landing, page: FetchedPage
+) -> Future[LandedFile] | None:
+    """The page landing by a writer (its records redacted here where they name an erased
+    person); an empty page only ends the pass."""
     if not page.record_count:
         return None
     spec = BY_COLLECTION[page.collection]
     if landing.needs_redaction(spec):
         records = landing.redact(spec, page.records, page.property_id)
         page = page if records is page.records else page.with_records(records)
-    return land_page(store, page)
+    return writers.submit(land_page, store, page)
 
 
 def _fetched_ahead(pages: Iterator[FetchedPage], depth: int) -> Generator[FetchedPage, None, None]:
@@ -349,7 +376,10 @@ def _already_stored(stored_since: datetime | None) -> AlreadyStored:
                 return False
             row = row_id(spec, page.property_id, record_id)
             states.append((row, contract.parse_timestamp(record["updated_at"])))
-        return entity_store.holds_states(conn, spec, states)
+        # A transaction of its own (the group's commit later is never a savepoint), opened
+        # only here: a round trip per page on a first load cost seconds on a busy machine.
+        with conn.transaction():
+            return entity_store.holds_states(conn, spec, states)
 
     return check
 

@@ -48,17 +48,31 @@ def digest(body: bytes) -> str:
     return hashlib.sha256(body).hexdigest()
 
 
-def record_landed(
-    conn: psycopg.Connection, location: str, body: bytes, updated_at: tuple[str, str] | None
-) -> None:
-    """Keep what a landed file must look like when read, and the (min, max) ``updated_at``
-    of its records (call in the landing's transaction)."""
-    first, last = updated_at or (None, None)
-    conn.execute(
-        "INSERT INTO raw_file_digests (location, size_bytes, sha256, min_updated_at, max_updated_at)"
-        " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (location) DO NOTHING",
-        (location, len(body), digest(body), first, last),
-    )
+@dataclass(frozen=True)
+class LandedDigest:
+    """What a landed file must look like when read, and the ``updated_at`` span of its records."""
+
+    location: str
+    size_bytes: int
+    sha256: str
+    updated_at: tuple[str, str] | None
+
+    @classmethod
+    def of(cls, location: str, body: bytes, updated_at: tuple[str, str] | None) -> LandedDigest:
+        # hashlib lets go of the GIL while it hashes: pages landing in threads hash in parallel.
+        return cls(location, len(body), digest(body), updated_at)
+
+
+def record_landed(conn: psycopg.Connection, digests: Iterable[LandedDigest]) -> None:
+    """Keep the digests of landed files (call in the landing's transaction; one round trip)."""
+    rows = [(d.location, d.size_bytes, d.sha256, *(d.updated_at or (None, None))) for d in digests]
+    with conn.cursor() as cursor:
+        cursor.executemany(
+            "INSERT INTO raw_file_digests"
+            " (location, size_bytes, sha256, min_updated_at, max_updated_at)"
+            " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (location) DO NOTHING",
+            rows,
+        )
 
 
 def record_rewritten(conn: psycopg.Connection, files: dict[str, bytes]) -> None:

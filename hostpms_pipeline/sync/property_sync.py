@@ -1,19 +1,20 @@
 """One property's whole sync: every entity polled, mapped, loaded and exported, streamed.
 
-Per entity, three threads share the work: one fetches pages ahead, one lands them
-(each file durable before its group's ledger rows and checkpoint commit), and a
-loader maps and loads the committed files as soon as it is free (at most a chunk at a
-time) while later pages still arrive. The touched Parquet days are written once, at the end. Each chunk's load is
-one transaction that also marks its files processed, so a crash at any moment
-leaves landed files pending (loaded by the next sync) and nothing half-written;
-records fetched twice are absorbed by dedup and the newer-only upsert.
+Per entity, threads share the work: one fetches pages ahead, one lands them (writers
+make each file durable before its group's ledger rows and checkpoint commit), one
+prepares the committed files (read, map, deduplicate, check: at most a chunk at a
+time, as soon as it is free) while one loads the previous chunk into PostgreSQL, so
+later pages still arrive meanwhile. The touched Parquet days are written once, at the
+end. Each chunk's load is one transaction that also marks its files processed, so a
+crash at any moment leaves landed files pending (loaded by the next sync) and nothing
+half-written; records fetched twice are absorbed by dedup and the newer-only upsert.
 """
 
 from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from functools import partial
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
 
     from hostpms_pipeline.engine.engines import LocalEngine
     from hostpms_pipeline.engine.mapping import MappingTables
+    from hostpms_pipeline.engine.pipeline import MappedBatch
     from hostpms_pipeline.lake.parquet_delta import ParquetDelta
 
 
@@ -132,7 +134,7 @@ def _sync_entity(
 
 
 class _Loader:
-    """Maps and loads landed files in a thread, at most a chunk at a time, in the order they landed;
+    """Maps and loads landed files, at most a chunk at a time, in the order they landed;
     then writes the touched Parquet days once. Starts (and imports the engine) only when
     there is a file to load: a sync that finds nothing new stays light."""
 
@@ -205,25 +207,40 @@ class _Loader:
         self._resources.close()
 
     def _run(self) -> None:
-        """Whatever has landed is loaded as soon as the loader is free, at most a chunk at a
-        time: fetching and loading overlap, and while loading lags the fetch, chunks grow to
-        their bound by themselves (fewer, larger transactions)."""
+        """Chunks are prepared (read, mapped, deduplicated, checked) one ahead in a thread of
+        their own while this one loads the previous one into PostgreSQL."""
+        from hostpms_pipeline.engine import pipeline
+
+        batches = pipeline.prepared_one_ahead(self._landed_chunks(), self._prepare)
         try:
             with self._connections.connect() as conn:
-                finished = False
-                while not finished and not self._abandoned.is_set():
-                    waiting: list[str] = []
-                    for item in self._received():
-                        if item is None:
-                            finished = True
-                        else:
-                            waiting += item
-                    for first in range(0, len(waiting), self._chunk_files):
-                        if self._abandoned.is_set():
-                            return
-                        self._load(conn, waiting[first : first + self._chunk_files])
+                for batch in batches:
+                    if self._abandoned.is_set():
+                        return
+                    self._load(conn, batch)
         except BaseException as error:  # noqa: BLE001 - raised in the polling thread
+            self._abandoned.set()
+            self._inbox.put(None)  # the preparer may be waiting for files: it stops too
             self._error = error
+        finally:
+            batches.close()
+
+    def _landed_chunks(self) -> Iterator[list[str]]:
+        """Whatever has landed, taken as soon as the preparer is free, at most a chunk at a
+        time: fetching and loading overlap, and while loading lags the fetch, chunks grow
+        to their bound by themselves (fewer, larger transactions)."""
+        finished = False
+        while not finished and not self._abandoned.is_set():
+            waiting: list[str] = []
+            for item in self._received():
+                if item is None:
+                    finished = True
+                else:
+                    waiting += item
+            for first in range(0, len(waiting), self._chunk_files):
+                if self._abandoned.is_set():
+                    return
+                yield waiting[first : first + self._chunk_files]
 
     def _received(self) -> list[list[str] | None]:
         """The next submission (waiting for it), with every one queued behind it."""
@@ -234,20 +251,21 @@ class _Loader:
             except queue.Empty:
                 return items
 
-    def _load(self, conn, locations: list[str]) -> None:
+    def _prepare(self, locations: list[str]) -> MappedBatch:
         from hostpms_pipeline.engine import pipeline, reading
         from hostpms_pipeline.gdpr import suppression
         from hostpms_pipeline.lake import raw_integrity
 
-        spec, clock, outcome = self._spec, self._clock, self._outcome
-        epoch = suppression.epoch(conn)
-        with clock.stage("read"):
-            # Damaged files are set aside (committed at once) and the rest goes on.
-            read = partial(reading.read_landed, spec)
-            locations, records = raw_integrity.read_checked(
-                self._connections.raw, conn, locations, read
-            )
-        conn.commit()
+        spec, clock = self._spec, self._clock
+        with self._connections.connect() as conn:
+            epoch = suppression.epoch(conn)
+            with clock.stage("read"):
+                # Damaged files are set aside (committed at once) and the rest goes on.
+                read = partial(reading.read_landed, spec)
+                locations, records = raw_integrity.read_checked(
+                    self._connections.raw, conn, locations, read
+                )
+            conn.commit()
         raw = pipeline.RawBatch(spec, locations, records, read_epoch=epoch)
         with clock.stage("map"):
             mapped = self._engine().map_batch(raw, self._tables())
@@ -260,18 +278,22 @@ class _Loader:
             batch = self._engine().deduplicate(mapped)
         with clock.stage("checks"):
             self._check(batch.rows)
-        with clock.stage("upsert"):
+        return batch
+
+    def _load(self, conn, batch: MappedBatch) -> None:
+        outcome = self._outcome
+        with self._clock.stage("upsert"):
             loaded = self._engine().load_postgres(conn, batch, self._delta)
         if loaded.deferred:
-            outcome.files_deferred += len(locations)
+            outcome.files_deferred += len(batch.locations)
             return
-        outcome.raw_records += raw.record_count
+        outcome.raw_records += batch.raw_count
         outcome.rows += batch.rows.num_rows
         outcome.rejected += batch.rejected.num_rows
         outcome.inserted += loaded.stats.inserted
         outcome.updated += loaded.stats.updated
         outcome.files_loaded += loaded.files_processed
-        progress.rows_loaded(self._property_id, spec.table, batch.rows.num_rows)
+        progress.rows_loaded(self._property_id, self._spec.table, batch.rows.num_rows)
 
     def _check(self, rows: pa.Table) -> None:
         from hostpms_pipeline.engine import quality

@@ -9,11 +9,26 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import psycopg
 
 RawFileKind = Literal["polling", "webhook"]
+
+
+_RECORD_LANDED = (
+    "INSERT INTO raw_files (location, property_id, kind, collection, record_count, landed_at)"
+    " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (location) DO NOTHING"
+)
+
+
+class LandedRow(NamedTuple):
+    location: str
+    property_id: str
+    kind: RawFileKind
+    collection: str
+    record_count: int
+    landed_at: datetime
 
 
 def record_landed_file(
@@ -26,14 +41,14 @@ def record_landed_file(
     landed_at: datetime,
 ) -> bool:
     """Add a durably stored raw file to the ledger; False if it was already there."""
-    return (
-        conn.execute(
-            "INSERT INTO raw_files (location, property_id, kind, collection, record_count, landed_at)"
-            " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (location) DO NOTHING",
-            (location, property_id, kind, collection, record_count, landed_at),
-        ).rowcount
-        > 0
-    )
+    row = LandedRow(location, property_id, kind, collection, record_count, landed_at)
+    return conn.execute(_RECORD_LANDED, row).rowcount > 0
+
+
+def record_landed_files(conn: psycopg.Connection, rows: list[LandedRow]) -> None:
+    """Many files at once, in one round trip; one already there is left alone."""
+    with conn.cursor() as cursor:
+        cursor.executemany(_RECORD_LANDED, rows)
 
 
 def pending_files(
