@@ -20,7 +20,7 @@ from hostpms_pipeline.engine import pipeline, reading, transform
 from hostpms_pipeline.engine.mapping import load_mapping_tables
 from hostpms_pipeline.engine.quality import batch_rules
 from hostpms_pipeline.entities import ENTITIES, GUESTS, PAYMENTS, RESERVATIONS, ROOMS
-from hostpms_pipeline.entities.schema import REJECTED_SCHEMA, row_schema
+from hostpms_pipeline.entities.schema import REJECTED_SCHEMA, row_id, row_ids_hex, row_schema
 from hostpms_pipeline.entities.spec import (
     MONEY,
     Blank,
@@ -413,3 +413,12 @@ def test_a_fifth_entity_loads_from_its_spec_alone(pg_conn, pg_url, pg_schema, tm
     assert {a.group_names_by_key[k] for a in assets for k in a.keys} == {"rate_plans"}
     checks = {key.name for a in assets for key in a.check_keys}
     assert {"prices_not_negative", "unique_rate_plan_key", "mapped_values_known"} <= checks
+
+
+@pytest.mark.parametrize("spec", ENTITIES, ids=lambda spec: spec.collection)
+def test_row_ids_in_bulk_are_the_row_ids(spec):
+    external_ids = ["R-1", "ñ-2", "x" * 40, ""]
+    bulk = row_ids_hex(spec, "PT-LIS-001", external_ids)
+    assert [uuid.UUID(hex=value) for value in bulk] == [
+        uuid.UUID(row_id(spec, "PT-LIS-001", external_id)) for external_id in external_ids
+    ]

@@ -2,7 +2,12 @@
 
 import psycopg
 
-from hostpms_pipeline_tests.test_cli import count_bookings, environment, hostpms  # noqa: F401 - fixture
+from hostpms_pipeline_tests.test_cli import (  # noqa: F401 - fixture
+    _polled,
+    count_bookings,
+    environment,
+    hostpms,
+)
 from hostpms_pipeline_tests.test_pipeline import visible_reservations
 
 
@@ -23,6 +28,38 @@ def test_one_sync_loads_everything_a_chunk_at_a_time(
         conn.execute(f"SET search_path TO {pg_schema}")
         [(pending,)] = conn.execute("SELECT count(*) FROM raw_files WHERE processed_at IS NULL")
     assert pending == 0
+
+
+def test_a_sync_that_finds_nothing_new_lands_no_file(
+    environment,  # noqa: F811 - the imported fixture
+    pg_url,
+    pg_schema,
+):
+    """The overlap re-reads the newest records; pages of states already stored are not
+    landed again, and a page holding a state newer than the stored one is."""
+    env = {**environment, "HOSTPMS_PROPERTY_IDS": "PT-LIS-001"}
+
+    def landed_files() -> int:
+        with psycopg.connect(pg_url) as conn:
+            conn.execute(f"SET search_path TO {pg_schema}")
+            return conn.execute("SELECT count(*) FROM raw_files").fetchone()[0]
+
+    first = hostpms("sync", env=env)
+    assert first.returncode == 0, first.stderr
+    landed = landed_files()
+    idle = hostpms("sync", env=env)
+    assert idle.returncode == 0, idle.stderr
+    assert _polled(idle) > 0  # the overlap's records came again
+    assert landed_files() == landed
+    with psycopg.connect(pg_url) as conn:  # one of them stored older than HostPMS holds it
+        conn.execute(
+            f"UPDATE {pg_schema}.bookings SET source_updated_at = source_updated_at"
+            f" - interval '1 day' WHERE id = (SELECT id FROM {pg_schema}.bookings"
+            " ORDER BY source_updated_at DESC LIMIT 1)"
+        )
+    stale = hostpms("sync", env=env)
+    assert stale.returncode == 0, stale.stderr
+    assert landed_files() > landed
 
 
 def test_the_ui_shows_what_a_cli_sync_loaded(

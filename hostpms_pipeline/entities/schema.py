@@ -10,6 +10,7 @@ whether a newer state really changed anything (and so bumps ``version``).
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Iterable
 from datetime import date
@@ -31,6 +32,19 @@ NATURAL_KEY = ("source", "external_id", "hotel_id")
 def row_id(spec: EntitySpec, hotel_id: str, external_id: str) -> str:
     """The row's id: the same (source, hotel, HostPMS id) always gets the same uuid."""
     return str(uuid.uuid5(spec.id_namespace, f"{SOURCE}|{hotel_id}|{external_id}"))
+
+
+def row_ids_hex(spec: EntitySpec, hotel_id: str, external_ids: Iterable[str]) -> list[str]:
+    """:func:`row_id` of each, as 32 hex digits (PostgreSQL reads them as uuid): uuid5's
+    steps spelled out, five times cheaper than a UUID object per id."""
+    prefix = spec.id_namespace.bytes + f"{SOURCE}|{hotel_id}|".encode()
+    sha1, ids = hashlib.sha1, []
+    for external_id in external_ids:
+        octets = bytearray(sha1(prefix + external_id.encode()).digest()[:16])
+        octets[6] = octets[6] & 0x0F | 0x50  # version 5
+        octets[8] = octets[8] & 0x3F | 0x80  # RFC 4122 variant
+        ids.append(octets.hex())
+    return ids
 
 
 KEY_FIELDS = (

@@ -13,6 +13,7 @@ import hashlib
 import hmac
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any, Literal
 
 import msgspec
@@ -158,6 +159,26 @@ def read_page(body: bytes) -> PageContent:
     return PageContent(
         bytes(envelope.data), [record.updated_at for record in records], envelope.next_cursor
     )
+
+
+@cache
+def _keyed_record(id_field: str) -> type[msgspec.Struct]:
+    return msgspec.defstruct(
+        "KeyedRecord", [(id_field, object, None), ("updated_at", object, None)]
+    )
+
+
+def record_keys(data: bytes, id_field: str) -> list[tuple[str, str]] | None:
+    """Each record's (HostPMS id, ``updated_at``) in page order, the rest of it skipped
+    undecoded; None if a record lacks either as text."""
+    try:
+        records = msgspec.json.decode(data, type=list[_keyed_record(id_field)])
+    except msgspec.DecodeError:  # a record that is not an object
+        return None
+    keys = [(getattr(record, id_field), record.updated_at) for record in records]
+    if all(isinstance(id_, str) and isinstance(stamp, str) for id_, stamp in keys):
+        return keys
+    return None
 
 
 def newest_timestamp(stamps: list[str]) -> datetime | None:

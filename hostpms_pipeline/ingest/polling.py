@@ -23,7 +23,7 @@ import psycopg
 
 from hostpms_pipeline import stopping
 from hostpms_pipeline.entities import BY_COLLECTION
-from hostpms_pipeline.entities.schema import SOURCE, row_id
+from hostpms_pipeline.entities.schema import SOURCE, row_ids_hex
 from hostpms_pipeline.errors import ConfigurationError
 from hostpms_pipeline.gdpr.redaction import Landing, LandingGuard
 from hostpms_pipeline.hostpms import contract
@@ -369,17 +369,18 @@ def _already_stored(stored_since: datetime | None) -> AlreadyStored:
         if contract.parse_timestamp(page.updated_at_range[1]) > stored_since:
             return False
         spec = BY_COLLECTION[page.collection]
-        states = []
-        for record in page.records:
-            record_id = record.get(spec.id_field) if isinstance(record, dict) else None
-            if not isinstance(record_id, str):
-                return False
-            row = row_id(spec, page.property_id, record_id)
-            states.append((row, contract.parse_timestamp(record["updated_at"])))
+        keys = contract.record_keys(page.data, spec.id_field)
+        if not keys:
+            return False
+        external_ids, stamps = zip(*keys, strict=True)
+        ids = row_ids_hex(spec, page.property_id, external_ids)
         # A transaction of its own (the group's commit later is never a savepoint), opened
         # only here: a round trip per page on a first load cost seconds on a busy machine.
-        with conn.transaction():
-            return entity_store.holds_states(conn, spec, states)
+        try:
+            with conn.transaction():
+                return entity_store.holds_states(conn, spec, ids, stamps)
+        except psycopg.DataError:  # a stamp PostgreSQL does not read: landing it is harmless
+            return False
 
     return check
 
