@@ -5,12 +5,15 @@
 #                      pass the 250 MB unzipped limit of a zip function)
 
 FROM python:3.12-slim-bookworm AS dagster
+# The allocators `hostpms` chooses for itself (engine/memory.py), for the run tasks too.
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     DAGSTER_HOME=/opt/dagster/home \
-    HOSTPMS_HOME=/tmp/hostpms
+    HOSTPMS_HOME=/tmp/hostpms \
+    ARROW_DEFAULT_MEMORY_POOL=system \
+    MALLOC_ARENA_MAX=2
 WORKDIR /app
 # Dependencies first: this layer is rebuilt only when setup.py changes.
 COPY setup.py pyproject.toml README.md ./

@@ -54,5 +54,5 @@ setup(
             "playwright>=1.45",
         ]
     },
-    entry_points={"console_scripts": ["hostpms=hostpms_pipeline.cli.commands:main"]},
+    entry_points={"console_scripts": ["hostpms=hostpms_pipeline.cli.entry:main"]},
 )

@@ -1,4 +1,4 @@
-"""The sync's allocator choice: Arrow's system pool, unless the environment chose one."""
+"""The allocators a ``hostpms`` process chooses before it loads pyarrow or starts a thread."""
 
 import os
 import subprocess
@@ -6,31 +6,33 @@ import sys
 
 import pytest
 
+from hostpms_pipeline.engine.memory import LEAN_ALLOCATORS
+
 PROBE = (
-    "import pyarrow as pa\n"
-    "from hostpms_pipeline.engine import memory\n"
-    "memory.use_lean_allocators()\n"
-    "print(pa.default_memory_pool().backend_name)\n"
+    "from hostpms_pipeline.cli import entry\n"
+    "entry.memory.use_lean_allocators()\n"
+    "import os, pyarrow as pa\n"
+    "print(pa.default_memory_pool().backend_name, os.environ['MALLOC_ARENA_MAX'])\n"
 )
 
 
-def _pool_after_tuning(**env: str) -> str:
-    clean = {k: v for k, v in os.environ.items() if k != "ARROW_DEFAULT_MEMORY_POOL"}
+def _after_choosing(**env: str) -> list[str]:
+    clean = {k: v for k, v in os.environ.items() if k not in LEAN_ALLOCATORS}
     done = subprocess.run(
         [sys.executable, "-c", PROBE], env={**clean, **env}, capture_output=True, text=True
     )
     assert done.returncode == 0, done.stderr
-    return done.stdout.strip()
+    return done.stdout.split()
 
 
-def test_lean_allocators_choose_arrows_system_pool():
-    assert _pool_after_tuning() == "system"
+def test_hostpms_uses_arrows_system_pool_and_two_arenas():
+    assert _after_choosing() == ["system", "2"]
 
 
 @pytest.mark.parametrize("pool", ["mimalloc", "jemalloc"])
-def test_a_pool_chosen_in_the_environment_is_kept(pool):
+def test_a_choice_made_in_the_environment_is_kept(pool):
     import pyarrow as pa
 
     if pool not in pa.supported_memory_backends():
         pytest.skip(f"this pyarrow has no {pool} pool")
-    assert _pool_after_tuning(ARROW_DEFAULT_MEMORY_POOL=pool) == pool
+    assert _after_choosing(ARROW_DEFAULT_MEMORY_POOL=pool, MALLOC_ARENA_MAX="4") == [pool, "4"]

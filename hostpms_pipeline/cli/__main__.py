@@ -1,3 +1,3 @@
-from hostpms_pipeline.cli.commands import main
+from hostpms_pipeline.cli.entry import main
 
 main()

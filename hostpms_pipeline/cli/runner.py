@@ -17,7 +17,6 @@ import psycopg
 
 from hostpms_pipeline import errors, stopping
 from hostpms_pipeline.cli import signals
-from hostpms_pipeline.engine import memory
 from hostpms_pipeline.entities import ENTITIES
 from hostpms_pipeline.lake import raw_integrity
 from hostpms_pipeline.settings import get_settings
@@ -44,7 +43,6 @@ def sync_properties(
     clock: StageClock | None = None,
 ) -> list[SyncOutcome]:
     """Every property in turn; a property's failure never stops the others."""
-    memory.use_lean_allocators()  # before the sync starts its threads
     settings = get_settings()
     clock = clock or StageClock()
     connections = Connections.from_settings(settings)

@@ -7,11 +7,10 @@ step first needs it, after checking for Java (``engine/spark/java.py``).
 
 from __future__ import annotations
 
-from dagster import ConfigurableResource, InitResourceContext
+from dagster import ConfigurableResource
 from dagster_pyspark import LazyPySparkResource
 from pydantic import Field
 
-from hostpms_pipeline.engine import memory
 from hostpms_pipeline.engine.engines import EngineName, LocalEngine
 from hostpms_pipeline.engine.spark.session import (
     needs_local_java,
@@ -31,10 +30,6 @@ class EngineResource(ConfigurableResource):
     pyspark: LazyPySparkResource = Field(
         default_factory=lambda: LazyPySparkResource(spark_config=spark_config())
     )
-
-    def setup_for_execution(self, context: InitResourceContext) -> None:
-        if self.name == "local":
-            memory.use_lean_allocators()  # at the run's start, before its steps' threads
 
     def engine(self):
         if self.name == "local":
