@@ -10,11 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from pyarrow.fs import FileSelector, FileType
 
 from hostpms_pipeline.entities import RESERVATIONS
 from hostpms_pipeline.entities.schema import (
+    GUEST_KEY,
     day_runs,
     first_of_each_id,
     parquet_schema,
@@ -179,6 +181,21 @@ def test_rows_round_trip_with_exact_types_one_file_per_partition(processed_url: 
         f"{partition_path(MARCH_5)}/{FILE_NAME}",
         f"{partition_path(MARCH_6)}/{FILE_NAME}",
     ]
+
+
+def test_hash_columns_are_stored_uncompressed_and_the_rest_with_snappy(tmp_path: Path) -> None:
+    processed_url = str(tmp_path / "processed")
+    replace_partitions(processed_url, bookings(booking("A1", at(MARCH_5))), [MARCH_5])
+    path = tmp_path / "processed" / "bookings" / partition_path(MARCH_5) / FILE_NAME
+    group = pq.ParquetFile(path).metadata.row_group(0)
+    codecs = {
+        group.column(i).path_in_schema: group.column(i).compression
+        for i in range(group.num_columns)
+    }
+    assert {name for name, codec in codecs.items() if codec == "UNCOMPRESSED"} == {
+        "id", "state_hash", GUEST_KEY
+    }  # fmt: skip
+    assert set(codecs.values()) == {"UNCOMPRESSED", "SNAPPY"}
 
 
 def test_read_selected_columns_keeps_their_types(processed_url: str) -> None:
