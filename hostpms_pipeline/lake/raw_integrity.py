@@ -109,11 +109,11 @@ def read_checked(
         )
     }
     with ThreadPoolExecutor(READ_THREADS) as pool:
-        bodies = list(pool.map(_reader(store), locations))
+        read = list(pool.map(_reader(store, expected), locations))
     files: list[tuple[str, bytes]] = []
     damaged: list[tuple[str, str]] = []
-    for location, body in zip(locations, bodies, strict=True):
-        reason = _damage(body, expected.get(location))
+    for location, (body, sha256) in zip(locations, read, strict=True):
+        reason = _damage(body, sha256, expected.get(location))
         if reason is None:
             files.append((location, body))  # type: ignore[arg-type]
         else:
@@ -152,25 +152,31 @@ def _unparseable(location: str, body: bytes, parse: Callable) -> str | None:
     return None
 
 
-def _reader(store: ObjectStore) -> Callable[[str], bytes | None]:
-    def read(location: str) -> bytes | None:
+def _reader(
+    store: ObjectStore, expected: dict[str, tuple]
+) -> Callable[[str], tuple[bytes | None, str | None]]:
+    """A file's bytes and, if it has a landed digest, theirs: hashed in the reading threads
+    (hashlib lets go of the GIL), not one file after the other by the caller."""
+
+    def read(location: str) -> tuple[bytes | None, str | None]:
         try:
-            return store.get_location(location)
+            body = store.get_location(location)
         except ObjectNotFoundError:
-            return None  # other storage errors are the store's, not the file's: they propagate
+            return None, None  # other storage errors are the store's, not the file's
+        return body, digest(body) if location in expected else None
 
     return read
 
 
-def _damage(body: bytes | None, expected: tuple | None) -> str | None:
+def _damage(body: bytes | None, sha256: str | None, expected: tuple | None) -> str | None:
     """Why the file is not as it landed; None when it is (or nothing is known of it)."""
     if body is None:
         return "missing from the raw store"
     if expected is not None:
-        size, sha256 = expected[0], expected[1]
+        size, landed_sha256 = expected[0], expected[1]
         if len(body) != size:
             return f"size {len(body)} bytes, {size} when landed"
-        if digest(body) != sha256:
+        if sha256 != landed_sha256:
             return "content differs from what landed (SHA-256)"
     return None
 
