@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 
 from hostpms_pipeline.engine import pipeline
 from hostpms_pipeline.entities import RESERVATIONS
-from hostpms_pipeline.entities.schema import REJECTED_SCHEMA
+from hostpms_pipeline.entities.schema import REJECTED_SCHEMA, parquet_schema
 from hostpms_pipeline.lake import parquet_store
 from hostpms_pipeline.lake.parquet_delta import ParquetDelta
 from hostpms_pipeline.warehouse import entity_store, outbox
@@ -160,3 +160,18 @@ def test_merged_files_equal_files_rebuilt_from_postgres(
         )
         assert files(merged).keys() == files(rebuilt).keys()
         assert all(files(merged)[name].equals(table) for name, table in files(rebuilt).items())
+
+
+def test_a_run_keeps_its_rows_pseudonymised_with_their_guest_keys(
+    pg_conn: psycopg.Connection, tmp_path: Path
+) -> None:
+    processed = str(tmp_path / "processed")
+    first_load(pg_conn, processed)
+    with ParquetDelta(RESERVATIONS) as delta:
+        pipeline.load_postgres(pg_conn, batch(newer(0, guest_name="Maria Santos")), delta)
+        kept = delta.rows_for([(2024, 3, 1)])  # booking 0's booked_at day
+        spilled = b"".join(path.read_bytes() for path in Path(delta._folder.name).iterdir())
+    assert kept.schema == parquet_schema(RESERVATIONS)
+    assert kept.num_rows == 1
+    assert kept["guest_key"][0].as_py()
+    assert b"Maria Santos" not in spilled
