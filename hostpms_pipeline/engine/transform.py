@@ -35,6 +35,7 @@ from hostpms_pipeline.entities.schema import (
     REJECTED_SCHEMA,
     SOURCE,
     first_of_each_id,
+    row_id_octets,
     row_schema,
     state_columns,
     utc_dates,
@@ -211,14 +212,9 @@ def _hex_strings(octets: np.ndarray, dashes: tuple[int, ...] = ()) -> pa.Array:
 
 
 def _row_ids(spec: EntitySpec, hotel_ids: Any, external_ids: Any) -> pa.Array:
-    """:func:`row_id` over columns, with uuid5's steps spelled out to skip a UUID object per row."""
+    """:func:`row_id` over columns."""
     names = pc.binary_join_element_wise(SOURCE, hotel_ids, external_ids, "|")
-    namespace, sha1 = spec.id_namespace.bytes, hashlib.sha1
-    # Comprehensions with the calls inline: the hashing itself is under half the per-row cost.
-    octets = _octets([sha1(namespace + name).digest()[:16] for name in _messages(names)], 16)
-    octets[:, 6] = (octets[:, 6] & 0x0F) | 0x50  # version 5
-    octets[:, 8] = (octets[:, 8] & 0x3F) | 0x80  # RFC 4122 variant
-    return _hex_strings(octets, _UUID_DASHES)
+    return _hex_strings(row_id_octets(spec, _messages(names)), _UUID_DASHES)
 
 
 def _canonical_text(values: Any) -> Any:

@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from datetime import date
 from functools import cache
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -34,17 +35,24 @@ def row_id(spec: EntitySpec, hotel_id: str, external_id: str) -> str:
     return str(uuid.uuid5(spec.id_namespace, f"{SOURCE}|{hotel_id}|{external_id}"))
 
 
+def row_id_octets(spec: EntitySpec, names: Iterable[bytes]) -> np.ndarray:
+    """:func:`row_id` of each ``source|hotel|id`` name, as a row of 16 bytes: uuid5's steps
+    spelled out, five times cheaper than a UUID object per name."""
+    namespace, sha1 = spec.id_namespace.bytes, hashlib.sha1
+    # A comprehension with the calls inline: the hashing itself is under half the per-row cost.
+    digests = b"".join([sha1(namespace + name).digest()[:16] for name in names])
+    octets = np.frombuffer(digests, np.uint8).reshape(-1, 16).copy()
+    octets[:, 6] = (octets[:, 6] & 0x0F) | 0x50  # version 5
+    octets[:, 8] = (octets[:, 8] & 0x3F) | 0x80  # RFC 4122 variant
+    return octets
+
+
 def row_ids_hex(spec: EntitySpec, hotel_id: str, external_ids: Iterable[str]) -> list[str]:
-    """:func:`row_id` of each, as 32 hex digits (PostgreSQL reads them as uuid): uuid5's
-    steps spelled out, five times cheaper than a UUID object per id."""
-    prefix = spec.id_namespace.bytes + f"{SOURCE}|{hotel_id}|".encode()
-    sha1, ids = hashlib.sha1, []
-    for external_id in external_ids:
-        octets = bytearray(sha1(prefix + external_id.encode()).digest()[:16])
-        octets[6] = octets[6] & 0x0F | 0x50  # version 5
-        octets[8] = octets[8] & 0x3F | 0x80  # RFC 4122 variant
-        ids.append(octets.hex())
-    return ids
+    """:func:`row_id` of each of a hotel's ids, as 32 hex digits (PostgreSQL reads them as uuid)."""
+    prefix = f"{SOURCE}|{hotel_id}|"
+    digits = row_id_octets(spec, [(prefix + external_id).encode() for external_id in external_ids])
+    text = digits.tobytes().hex()
+    return [text[start : start + 32] for start in range(0, len(text), 32)]
 
 
 KEY_FIELDS = (

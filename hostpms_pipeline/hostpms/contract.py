@@ -163,9 +163,7 @@ def read_page(body: bytes) -> PageContent:
 
 @cache
 def _keyed_record(id_field: str) -> type[msgspec.Struct]:
-    return msgspec.defstruct(
-        "KeyedRecord", [(id_field, object, None), ("updated_at", object, None)]
-    )
+    return msgspec.defstruct("KeyedRecord", [(id_field, str), ("updated_at", str)])
 
 
 def record_keys(data: bytes, id_field: str) -> list[tuple[str, str]] | None:
@@ -173,12 +171,9 @@ def record_keys(data: bytes, id_field: str) -> list[tuple[str, str]] | None:
     undecoded; None if a record lacks either as text."""
     try:
         records = msgspec.json.decode(data, type=list[_keyed_record(id_field)])
-    except msgspec.DecodeError:  # a record that is not an object
+    except msgspec.DecodeError:  # ValidationError included
         return None
-    keys = [(getattr(record, id_field), record.updated_at) for record in records]
-    if all(isinstance(id_, str) and isinstance(stamp, str) for id_, stamp in keys):
-        return keys
-    return None
+    return [(getattr(record, id_field), record.updated_at) for record in records]
 
 
 def newest_timestamp(stamps: list[str]) -> datetime | None:
