@@ -15,12 +15,15 @@ import uuid
 from collections.abc import Iterable
 from datetime import date
 from functools import cache
+from typing import TYPE_CHECKING
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from hostpms_pipeline.entities.spec import TIMESTAMP, EntitySpec
+
+if TYPE_CHECKING:
+    import numpy as np
 
 SOURCE = "hostpms"
 UNKNOWN = "unknown"
@@ -38,6 +41,8 @@ def row_id(spec: EntitySpec, hotel_id: str, external_id: str) -> str:
 def row_id_octets(spec: EntitySpec, names: Iterable[bytes]) -> np.ndarray:
     """:func:`row_id` of each ``source|hotel|id`` name, as a row of 16 bytes: uuid5's steps
     spelled out, five times cheaper than a UUID object per name."""
+    import numpy as np  # here: the webhook receiver's image, which imports this module, has none
+
     namespace, sha1 = spec.id_namespace.bytes, hashlib.sha1
     # A comprehension with the calls inline: the hashing itself is under half the per-row cost.
     digests = b"".join([sha1(namespace + name).digest()[:16] for name in names])
