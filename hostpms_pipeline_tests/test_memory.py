@@ -36,3 +36,27 @@ def test_a_choice_made_in_the_environment_is_kept(pool):
     if pool not in pa.supported_memory_backends():
         pytest.skip(f"this pyarrow has no {pool} pool")
     assert _after_choosing(ARROW_DEFAULT_MEMORY_POOL=pool, MALLOC_ARENA_MAX="4") == [pool, "4"]
+
+
+FRAGMENTED = (
+    "from hostpms_pipeline.engine import memory\n"
+    "def rss():\n"
+    "    return next(int(line.split()[1]) // 1024 for line in open('/proc/self/status')\n"
+    "                if line.startswith('VmRSS'))\n"
+    # 200 MB in 2 KB blocks (glibc's, not Python's small-object pool); one block in 100
+    # kept, so the freed memory lies between live blocks and no heap top can shrink.
+    "blocks = [bytes(2048) for _ in range(100_000)]\n"
+    "kept = blocks[::100]\n"
+    "del blocks\n"
+    "before = rss()\n"
+    "memory.release_free_memory()\n"
+    "print(before, rss())\n"
+)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc_trim")
+def test_memory_freed_between_live_blocks_goes_back_to_the_kernel():
+    done = subprocess.run([sys.executable, "-c", FRAGMENTED], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    before, after = map(int, done.stdout.split())
+    assert before - after > 100, (before, after)  # MiB

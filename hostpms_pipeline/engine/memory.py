@@ -34,3 +34,19 @@ def use_lean_allocators() -> None:
         ctypes.CDLL(None).mallopt(_M_ARENA_MAX, arenas)  # glibc read the variable at start
     except (ValueError, AttributeError, OSError):  # not a number; not glibc (musl, macOS)
         pass
+
+
+def release_free_memory() -> None:
+    """Hand the memory freed so far back to the kernel (glibc's ``malloc_trim``; elsewhere
+    nothing).
+
+    Chunk after chunk of loading leaves glibc's arenas holding freed memory in pieces the
+    Parquet export's buffers do not fit, so the export's peak stacked on the loads' high
+    water mark and grew with the rows per day: a first load of 1M reservations peaked at
+    786 MiB, of 2M at 1,074. Trimmed once before the export: 703 and 765 MiB, wall time
+    unchanged (a trim takes 5 to 50 ms, outside the GIL). Trimming before every export
+    group too saved 40 MiB more but cost a 10 % sync 0.7 s of page faults."""
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (AttributeError, OSError):  # not glibc (musl, macOS)
+        pass

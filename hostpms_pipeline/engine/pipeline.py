@@ -20,7 +20,7 @@ import psycopg
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from hostpms_pipeline.engine import quality, reading, transform
+from hostpms_pipeline.engine import memory, quality, reading, transform
 from hostpms_pipeline.engine.mapping import MappingTables
 from hostpms_pipeline.entities.schema import NATURAL_KEY, REJECTED_SCHEMA, DayPartition, row_schema
 from hostpms_pipeline.entities.spec import EntitySpec
@@ -179,6 +179,7 @@ def export_parquet(
         taken = outbox.take(conn, spec.table)
         if not taken:
             return ExportResult(0, 0)
+        memory.release_free_memory()  # the loads' freed memory, so the export's peak is its own
         merged = delta.mergeable(taken) if delta is not None else set()
         rebuilt = [day for day in taken if day not in merged]
         written = 0
