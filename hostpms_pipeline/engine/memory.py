@@ -44,8 +44,9 @@ def release_free_memory() -> None:
     Parquet export's buffers do not fit, so the export's peak stacked on the loads' high
     water mark and grew with the rows per day: a first load of 1M reservations peaked at
     786 MiB, of 2M at 1,074. Trimmed once before the export: 703 and 765 MiB, wall time
-    unchanged (a trim takes 5 to 50 ms, outside the GIL). Trimming before every export
-    group too saved 40 MiB more but cost a 10 % sync 0.7 s of page faults."""
+    within noise (paired ratio 1.03, range 0.95-1.03; a trim takes 5 to 50 ms, outside the
+    GIL). Trimming before every export group too saved 40 MiB more but cost a 10 % sync
+    0.7 s of page faults."""
     try:
         ctypes.CDLL(None).malloc_trim(0)
     except (AttributeError, OSError):  # not glibc (musl, macOS)
