@@ -18,8 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from hostpms_pipeline.entities import RESERVATIONS
-from hostpms_pipeline.entities.schema import partition_days, row_schema
-from hostpms_pipeline.entities.spec import MONEY, TIMESTAMP
+from hostpms_pipeline.entities.schema import MONEY, TIMESTAMP, partition_days, row_schema
 from hostpms_pipeline.lake.parquet_store import read_rows, replace_partitions, touched_partitions
 
 MICROS_PER_DAY = 86_400 * 1_000_000

@@ -34,8 +34,8 @@ from psycopg import sql
 
 from benchmarks.postgres_server import postgres_url
 from hostpms_pipeline.entities import RESERVATIONS
-from hostpms_pipeline.entities.schema import SOURCE, row_schema
-from hostpms_pipeline.entities.spec import MONEY, TIMESTAMP
+from hostpms_pipeline.entities.row_ids import SOURCE
+from hostpms_pipeline.entities.schema import MONEY, TIMESTAMP, row_schema
 from hostpms_pipeline.warehouse import database, entity_store, pg_copy
 
 Result = TypeVar("Result")

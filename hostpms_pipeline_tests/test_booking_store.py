@@ -17,7 +17,8 @@ import pytest
 from hostpms_pipeline.engine import pipeline
 from hostpms_pipeline.engine.mapping import load_mapping_tables
 from hostpms_pipeline.entities import RESERVATIONS
-from hostpms_pipeline.entities.schema import REJECTED_SCHEMA, SOURCE, row_schema
+from hostpms_pipeline.entities.row_ids import SOURCE
+from hostpms_pipeline.entities.schema import REJECTED_SCHEMA, row_schema
 from hostpms_pipeline.lake import parquet_store
 from hostpms_pipeline.lake.storage import LocalObjectStore
 from hostpms_pipeline.warehouse import database, entity_store, ledger

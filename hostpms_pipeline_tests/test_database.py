@@ -19,8 +19,7 @@ from psycopg import sql
 from pydantic import SecretStr
 
 from hostpms_pipeline.entities import ENTITIES, RESERVATIONS
-from hostpms_pipeline.entities.schema import REJECTED_SCHEMA, row_schema
-from hostpms_pipeline.entities.spec import MONEY, TIMESTAMP
+from hostpms_pipeline.entities.schema import MONEY, REJECTED_SCHEMA, TIMESTAMP, row_schema
 from hostpms_pipeline.settings import Settings
 from hostpms_pipeline.warehouse import database
 

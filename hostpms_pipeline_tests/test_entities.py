@@ -20,9 +20,9 @@ from hostpms_pipeline.engine import pipeline, reading, transform
 from hostpms_pipeline.engine.mapping import load_mapping_tables
 from hostpms_pipeline.engine.quality import batch_rules
 from hostpms_pipeline.entities import ENTITIES, GUESTS, PAYMENTS, RESERVATIONS, ROOMS
-from hostpms_pipeline.entities.schema import REJECTED_SCHEMA, row_id, row_ids_hex, row_schema
+from hostpms_pipeline.entities.row_ids import row_id, row_ids_hex
+from hostpms_pipeline.entities.schema import REJECTED_SCHEMA, row_schema
 from hostpms_pipeline.entities.spec import (
-    MONEY,
     Blank,
     Check,
     Column,
@@ -342,9 +342,9 @@ RATE_PLANS = EntitySpec(
     row="rate_plan",
     id_namespace=uuid.UUID("11111111-2222-5333-8444-555555555555"),
     columns=(
-        Column("name", pa.string(), Text("name"), required=True),
-        Column("base_price", MONEY, Parsed("base_price", "money")),
-        Column("valid_from", pa.date32(), Parsed("valid_from", "date")),
+        Column("name", "string", Text("name"), required=True),
+        Column("base_price", "money", Parsed("base_price", "money")),
+        Column("valid_from", "date", Parsed("valid_from", "date")),
         *mapped("refund", "refund", "rate_plan"),
     ),
     rejects=(Reject("missing_name", "name is missing or blank", Blank(Raw("name"))),),

@@ -1,5 +1,8 @@
 """``hostpms sync`` with more raw data than one chunk may hold in memory."""
 
+import json
+import time
+
 import psycopg
 
 from hostpms_pipeline_tests.test_cli import (  # noqa: F401 - fixture
@@ -36,7 +39,8 @@ def test_a_sync_that_finds_nothing_new_lands_no_file(
     pg_schema,
 ):
     """The overlap re-reads the newest records; pages of states already stored are not
-    landed again, and a page holding a state newer than the stored one is."""
+    landed again, and a page holding a state newer than the stored one is. Such a sync
+    stays light: it loads neither Arrow nor numpy nor phonenumbers."""
     env = {**environment, "HOSTPMS_PROPERTY_IDS": "PT-LIS-001"}
 
     def landed_files() -> int:
@@ -47,10 +51,12 @@ def test_a_sync_that_finds_nothing_new_lands_no_file(
     first = hostpms("sync", env=env)
     assert first.returncode == 0, first.stderr
     landed = landed_files()
-    idle = hostpms("sync", env=env)
+    idle = hostpms("sync", env={**env, "PYTHONPROFILEIMPORTTIME": "1"})
     assert idle.returncode == 0, idle.stderr
     assert _polled(idle) > 0  # the overlap's records came again
     assert landed_files() == landed
+    assert "psycopg" in _imported(idle.stderr)  # the report is there to read
+    assert not {"pyarrow", "numpy", "phonenumbers"} & _imported(idle.stderr)
     with psycopg.connect(pg_url) as conn:  # one of them stored older than HostPMS holds it
         conn.execute(
             f"UPDATE {pg_schema}.bookings SET source_updated_at = source_updated_at"
@@ -60,6 +66,21 @@ def test_a_sync_that_finds_nothing_new_lands_no_file(
     stale = hostpms("sync", env=env)
     assert stale.returncode == 0, stale.stderr
     assert landed_files() > landed
+
+
+def test_timings_split_the_sync_within_its_own_duration(
+    environment,  # noqa: F811 - the imported fixture
+):
+    """``--timings``: the start-up (interpreter and imports) and the whole are measured from
+    the process's start, so neither exceeds the time the process took."""
+    started = time.monotonic()
+    done = hostpms("sync", "--timings", env={**environment, "HOSTPMS_PROPERTY_IDS": "PT-LIS-001"})
+    took = time.monotonic() - started
+    assert done.returncode == 0, done.stderr
+    [line] = [line for line in done.stderr.splitlines() if line.startswith("timings ")]
+    timings = json.loads(line.removeprefix("timings "))
+    assert timings["startup"] > 0
+    assert timings["startup"] + timings["poll"] <= timings["total"] <= took
 
 
 def test_the_ui_shows_what_a_cli_sync_loaded(
@@ -114,3 +135,12 @@ def test_the_ui_shows_what_a_cli_sync_loaded(
                for key in done_partitions)  # fmt: skip
     row_count = latest.asset_materialization.metadata["dagster/row_count"].value
     assert row_count == count_bookings(pg_url, pg_schema)["PT-LIS-001"]
+
+
+def _imported(stderr: str) -> set[str]:
+    """Top-level packages a process imported, from its ``PYTHONPROFILEIMPORTTIME`` report."""
+    return {
+        line.rsplit("|", 1)[1].strip().split(".")[0]
+        for line in stderr.splitlines()
+        if line.startswith("import time:") and "|" in line
+    }

@@ -19,7 +19,8 @@ from hostpms_pipeline.engine import transform as engine_transform
 from hostpms_pipeline.engine.mapping import load_mapping_tables
 from hostpms_pipeline.engine.transform import deduplicate
 from hostpms_pipeline.entities import RESERVATIONS
-from hostpms_pipeline.entities.schema import REJECTED_SCHEMA, row_id, row_schema
+from hostpms_pipeline.entities.row_ids import row_id
+from hostpms_pipeline.entities.schema import REJECTED_SCHEMA, row_schema
 
 # The reservation spec's steps, as these golden tests call them.
 BOOKING_SCHEMA = row_schema(RESERVATIONS)

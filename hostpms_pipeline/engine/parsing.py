@@ -15,7 +15,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from hostpms_pipeline.entities.spec import MONEY, TIMESTAMP, ParseKind
+from hostpms_pipeline.entities.schema import MONEY, TIMESTAMP
+from hostpms_pipeline.entities.spec import ParseKind
 from hostpms_pipeline.hostpms.contract import parse_timestamp
 
 # Active ISO 4217 codes (2024).

@@ -31,17 +31,16 @@ from hostpms_pipeline.engine.parsing import (
     PARSERS,
     parse_timestamps,
 )
+from hostpms_pipeline.entities.row_ids import SOURCE, row_id_bytes
 from hostpms_pipeline.entities.schema import (
     REJECTED_SCHEMA,
-    SOURCE,
+    TIMESTAMP,
     first_of_each_id,
-    row_id_octets,
     row_schema,
     state_columns,
     utc_dates,
 )
 from hostpms_pipeline.entities.spec import (
-    TIMESTAMP,
     Blank,
     Column,
     Contains,
@@ -214,7 +213,8 @@ def _hex_strings(octets: np.ndarray, dashes: tuple[int, ...] = ()) -> pa.Array:
 def _row_ids(spec: EntitySpec, hotel_ids: Any, external_ids: Any) -> pa.Array:
     """:func:`row_id` over columns."""
     names = pc.binary_join_element_wise(SOURCE, hotel_ids, external_ids, "|")
-    return _hex_strings(row_id_octets(spec, _messages(names)), _UUID_DASHES)
+    octets = np.frombuffer(row_id_bytes(spec, _messages(names)), np.uint8).reshape(-1, 16)
+    return _hex_strings(octets, _UUID_DASHES)
 
 
 def _canonical_text(values: Any) -> Any:

@@ -7,8 +7,6 @@ a guest.
 
 import uuid
 
-import pyarrow as pa
-
 from hostpms_pipeline.entities.spec import (
     Check,
     Column,
@@ -32,26 +30,26 @@ GUESTS = EntitySpec(
     row="guest",
     id_namespace=uuid.UUID("0b8e6f1d-5a2c-5e47-8d13-7c9a4f2e6b51"),
     columns=(
-        Column("name", pa.string(), Text("name"), personal=True),
-        Column("email", pa.string(), Text("email"), personal=True),
-        Column("phone", pa.string(), Phone("phone"), personal=True),
-        Column("phone_valid", pa.bool_(), Valid("phone", "phone"), dictionary=True),
-        Column("country", pa.string(), Text("country"), dictionary=True),
-        Column("nif", pa.string(), Text("nif"), personal=True),
-        Column("nif_valid", pa.bool_(), Valid("nif", "tax_id", country="country"), dictionary=True),
+        Column("name", "string", Text("name"), personal=True),
+        Column("email", "string", Text("email"), personal=True),
+        Column("phone", "string", Phone("phone"), personal=True),
+        Column("phone_valid", "boolean", Valid("phone", "phone"), dictionary=True),
+        Column("country", "string", Text("country"), dictionary=True),
+        Column("nif", "string", Text("nif"), personal=True),
+        Column("nif_valid", "boolean", Valid("nif", "tax_id", country="country"), dictionary=True),
         *mapped("document_type", "document_type", "document_type"),
-        Column("document_number", pa.string(), Text("document_number"), personal=True),
+        Column("document_number", "string", Text("document_number"), personal=True),
         Column(
             "document_number_valid",
-            pa.bool_(),
+            "boolean",
             Valid("document_number", "document", document_type="document_type"),
             dictionary=True,
         ),
-        Column("date_of_birth", pa.date32(), Parsed("date_of_birth", "date"), personal=True),
-        Column("language", pa.string(), Text("language"), dictionary=True),
+        Column("date_of_birth", "date", Parsed("date_of_birth", "date"), personal=True),
+        Column("language", "string", Text("language"), dictionary=True),
         Column(
             "marketing_consent",
-            pa.bool_(),
+            "boolean",
             Parsed("marketing_consent", "boolean"),
             dictionary=True,
         ),

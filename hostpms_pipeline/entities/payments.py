@@ -6,11 +6,7 @@ the null partition until it is.
 
 import uuid
 
-import pyarrow as pa
-
 from hostpms_pipeline.entities.spec import (
-    MONEY,
-    TIMESTAMP,
     Check,
     Column,
     CurrencyCheck,
@@ -37,12 +33,12 @@ PAYMENTS = EntitySpec(
     row="payment",
     id_namespace=uuid.UUID("9a1c4e7f-2d3b-5c68-b0e5-4f8a6d2c1e97"),
     columns=(
-        Column("reservation_id", pa.string(), Text("reservation_id")),
-        Column("amount", MONEY, Parsed("amount", "money"), required=True),
-        Column("currency", pa.string(), Text("currency"), dictionary=True),
+        Column("reservation_id", "string", Text("reservation_id")),
+        Column("amount", "money", Parsed("amount", "money"), required=True),
+        Column("currency", "string", Text("currency"), dictionary=True),
         *mapped("method", "method", "payment_method"),
         *mapped("status", "status", "payment_status"),
-        Column("paid_at", TIMESTAMP, Parsed("paid_at", "timestamp")),
+        Column("paid_at", "timestamp", Parsed("paid_at", "timestamp")),
     ),
     rejects=(
         Reject(

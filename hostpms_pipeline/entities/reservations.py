@@ -11,11 +11,7 @@ Choices where the contract is silent (docs/contract-choices.md):
 
 import uuid
 
-import pyarrow as pa
-
 from hostpms_pipeline.entities.spec import (
-    MONEY,
-    TIMESTAMP,
     Check,
     Column,
     CurrencyCheck,
@@ -47,48 +43,48 @@ RESERVATIONS = EntitySpec(
     row="booking",
     id_namespace=uuid.UUID("6f1c3a52-8d0e-5b7a-9c41-2e5d7b9f0a13"),
     columns=(
-        Column("guest_name", pa.string(), Text("guest.name"), personal=True),
-        Column("guest_email", pa.string(), Text("guest.email"), personal=True),
-        Column("guest_phone", pa.string(), Text("guest.phone"), personal=True),
-        Column("room_number", pa.string(), Text("room.number"), dictionary=True),
+        Column("guest_name", "string", Text("guest.name"), personal=True),
+        Column("guest_email", "string", Text("guest.email"), personal=True),
+        Column("guest_phone", "string", Text("guest.phone"), personal=True),
+        Column("room_number", "string", Text("room.number"), dictionary=True),
         *mapped("room_type", "room.type", "room_type"),
         Column(
             "check_in_date",
-            pa.date32(),
+            "date",
             Parsed("dates.check_in", "date"),
             required=True,
             dictionary=True,
         ),
         Column(
             "check_out_date",
-            pa.date32(),
+            "date",
             Parsed("dates.check_out", "date"),
             required=True,
             dictionary=True,
         ),
-        Column("booked_at", TIMESTAMP, Parsed("dates.created_at", "timestamp")),
-        Column("total_amount", MONEY, Parsed("pricing.total", "money"), required=True),
-        Column("currency", pa.string(), Text("pricing.currency"), dictionary=True),
-        Column("iva_amount", MONEY, Parsed("pricing.iva", "money")),
+        Column("booked_at", "timestamp", Parsed("dates.created_at", "timestamp")),
+        Column("total_amount", "money", Parsed("pricing.total", "money"), required=True),
+        Column("currency", "string", Text("pricing.currency"), dictionary=True),
+        Column("iva_amount", "money", Parsed("pricing.iva", "money")),
         Column(
             "tourist_tax_amount",
-            MONEY,
+            "money",
             Parsed(("pricing.taxa_turistica", "pricing.tasa_turistica"), "money"),
         ),
         *mapped("rate_plan", "pricing.rate_plan", "rate_plan"),
         *mapped("status", "status", "status"),
         *mapped("channel", "channel", "channel"),
-        Column("payment_method", pa.string(), Text("payment_method"), dictionary=True),
+        Column("payment_method", "string", Text("payment_method"), dictionary=True),
         # Days from booked_at's UTC date to check-in (TR-2 sample: 19).
         Column(
             "lead_time",
-            pa.int32(),
+            "int32",
             DaysBetween("booked_at", "check_in_date"),
             dictionary=True,
         ),
         Column(
             "length_of_stay",
-            pa.int32(),
+            "int32",
             DaysBetween("check_in_date", "check_out_date"),
             required=True,
             dictionary=True,

@@ -2,8 +2,6 @@
 
 import uuid
 
-import pyarrow as pa
-
 from hostpms_pipeline.entities.spec import (
     Check,
     Column,
@@ -26,10 +24,10 @@ ROOMS = EntitySpec(
     row="room",
     id_namespace=uuid.UUID("3d5f7a9c-1b2e-5f40-8a6c-9e0d2b4f6a83"),
     columns=(
-        Column("number", pa.string(), Text("number"), dictionary=True),
+        Column("number", "string", Text("number"), dictionary=True),
         *mapped("type", "type", "room_type"),
-        Column("floor", pa.int32(), Parsed("floor", "integer"), dictionary=True),
-        Column("max_occupancy", pa.int32(), Parsed("max_occupancy", "integer"), dictionary=True),
+        Column("floor", "int32", Parsed("floor", "integer"), dictionary=True),
+        Column("max_occupancy", "int32", Parsed("max_occupancy", "integer"), dictionary=True),
         *mapped("status", "status", "room_status"),
     ),
     rejects=(

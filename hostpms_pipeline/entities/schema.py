@@ -10,54 +10,31 @@ whether a newer state really changed anything (and so bumps ``version``).
 
 from __future__ import annotations
 
-import hashlib
-import uuid
 from collections.abc import Iterable
 from datetime import date
 from functools import cache
-from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from hostpms_pipeline.entities.spec import TIMESTAMP, EntitySpec
+from hostpms_pipeline.entities.spec import ColumnType, EntitySpec
 
-if TYPE_CHECKING:
-    import numpy as np
-
-SOURCE = "hostpms"
 UNKNOWN = "unknown"
 
+MONEY = pa.decimal128(12, 2)
+TIMESTAMP = pa.timestamp("us", tz="UTC")
+# The Arrow type of each of the spec vocabulary's column types.
+ARROW_TYPES: dict[ColumnType, pa.DataType] = {
+    "string": pa.string(),
+    "boolean": pa.bool_(),
+    "int32": pa.int32(),
+    "date": pa.date32(),
+    "money": MONEY,
+    "timestamp": TIMESTAMP,
+}
 
 # Natural key (PRD: deduplicate on source + external_id + hotel_id); id is uuid5 of it.
 NATURAL_KEY = ("source", "external_id", "hotel_id")
-
-
-def row_id(spec: EntitySpec, hotel_id: str, external_id: str) -> str:
-    """The row's id: the same (source, hotel, HostPMS id) always gets the same uuid."""
-    return str(uuid.uuid5(spec.id_namespace, f"{SOURCE}|{hotel_id}|{external_id}"))
-
-
-def row_id_octets(spec: EntitySpec, names: Iterable[bytes]) -> np.ndarray:
-    """:func:`row_id` of each ``source|hotel|id`` name, as a row of 16 bytes: uuid5's steps
-    spelled out, five times cheaper than a UUID object per name."""
-    import numpy as np  # here: the webhook receiver's image, which imports this module, has none
-
-    namespace, sha1 = spec.id_namespace.bytes, hashlib.sha1
-    # A comprehension with the calls inline: the hashing itself is under half the per-row cost.
-    digests = b"".join([sha1(namespace + name).digest()[:16] for name in names])
-    octets = np.frombuffer(digests, np.uint8).reshape(-1, 16).copy()
-    octets[:, 6] = (octets[:, 6] & 0x0F) | 0x50  # version 5
-    octets[:, 8] = (octets[:, 8] & 0x3F) | 0x80  # RFC 4122 variant
-    return octets
-
-
-def row_ids_hex(spec: EntitySpec, hotel_id: str, external_ids: Iterable[str]) -> list[str]:
-    """:func:`row_id` of each of a hotel's ids, as 32 hex digits (PostgreSQL reads them as uuid)."""
-    prefix = f"{SOURCE}|{hotel_id}|"
-    digits = row_id_octets(spec, [(prefix + external_id).encode() for external_id in external_ids])
-    text = digits.tobytes().hex()
-    return [text[start : start + 32] for start in range(0, len(text), 32)]
 
 
 KEY_FIELDS = (
@@ -93,7 +70,7 @@ DICTIONARY_COLUMNS = ("hotel_id", "synced_at", "version")
 
 @cache
 def row_schema(spec: EntitySpec) -> pa.Schema:
-    own = [pa.field(c.name, c.type, nullable=not c.required) for c in spec.columns]
+    own = [pa.field(c.name, ARROW_TYPES[c.type], nullable=not c.required) for c in spec.columns]
     return pa.schema([*KEY_FIELDS, *own, *BOOKKEEPING_FIELDS])
 
 

@@ -18,10 +18,9 @@ import uuid
 from dataclasses import dataclass
 from typing import Literal
 
-import pyarrow as pa
-
-MONEY = pa.decimal128(12, 2)
-TIMESTAMP = pa.timestamp("us", tz="UTC")
+# A column's type: Arrow's (``schema.ARROW_TYPES``), PostgreSQL's (``warehouse.tables``).
+# Names, not Arrow objects: specs are read by light processes that never load Arrow.
+ColumnType = Literal["string", "boolean", "int32", "date", "money", "timestamp"]
 
 # --- Raw fields -----------------------------------------------------------------------
 
@@ -105,7 +104,7 @@ Value = Text | Parsed | Mapped | DaysBetween | Phone | Valid
 @dataclass(frozen=True)
 class Column:
     name: str
-    type: pa.DataType
+    type: ColumnType
     value: Value
     required: bool = False  # NOT NULL in PostgreSQL; checked on every batch
     personal: bool = False  # guest personal data (GDPR)
@@ -115,8 +114,8 @@ class Column:
 def mapped(name: str, path: str, table: str, *, personal: bool = False) -> tuple[Column, Column]:
     """A mapped column and, beside it, the value as HostPMS sent it (``{name}_original``)."""
     return (
-        Column(name, pa.string(), Mapped(path, table), required=True, dictionary=True),
-        Column(f"{name}_original", pa.string(), Text(path), personal=personal, dictionary=True),
+        Column(name, "string", Mapped(path, table), required=True, dictionary=True),
+        Column(f"{name}_original", "string", Text(path), personal=personal, dictionary=True),
     )
 
 

@@ -22,14 +22,14 @@ import re
 import secrets
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pyarrow as pa
-import pyarrow.compute as pc
-
-from hostpms_pipeline.engine.identifiers import _phone
 from hostpms_pipeline.entities.spec import EntitySpec, IdentifierKind
 from hostpms_pipeline.hostpms.contract import property_country
 from hostpms_pipeline.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 GDPR_KEY_SECRET_NAME = "hostpms/gdpr-key"
 KEY_FILE_NAME = "gdpr.key"
@@ -97,6 +97,10 @@ def normalise(kind: IdentifierKind, value: str, property_id: str | None) -> str 
     if kind == "phone":
         if _E164_FORM.fullmatch(text):
             return text
+        # Here, as Arrow below: the polling that lands pages imports this module, and a sync
+        # that finds nothing new starts without phonenumbers and Arrow.
+        from hostpms_pipeline.engine.identifiers import _phone
+
         region = property_country(property_id) if property_id else ""
         e164, valid = _phone(text, region)
         return (
@@ -138,6 +142,9 @@ class Hasher:
     ) -> pa.Array:
         """The hash of each value (null stays null); each distinct value hashed once (per
         hotel for the kinds whose normal form depends on the property's country)."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
         if kind in PROPERTY_FREE_KINDS:
             keys = values
             split = None

@@ -23,7 +23,7 @@ import psycopg
 
 from hostpms_pipeline import stopping
 from hostpms_pipeline.entities import BY_COLLECTION
-from hostpms_pipeline.entities.schema import SOURCE, row_ids_hex
+from hostpms_pipeline.entities.row_ids import SOURCE, row_ids_hex
 from hostpms_pipeline.errors import ConfigurationError
 from hostpms_pipeline.gdpr.redaction import Landing, LandingGuard
 from hostpms_pipeline.hostpms import contract
@@ -31,7 +31,13 @@ from hostpms_pipeline.hostpms.client import FetchedPage, HostPMSClient
 from hostpms_pipeline.lake import raw_integrity
 from hostpms_pipeline.lake.raw_layout import polling_key
 from hostpms_pipeline.lake.storage import ObjectStore
-from hostpms_pipeline.warehouse import checkpoints, entity_store, history_passes, ledger, properties
+from hostpms_pipeline.warehouse import (
+    checkpoints,
+    history_passes,
+    ledger,
+    properties,
+    stored_states,
+)
 
 log = logging.getLogger(__name__)
 
@@ -378,7 +384,7 @@ def _already_stored(stored_since: datetime | None) -> AlreadyStored:
         # only here: a round trip per page on a first load cost seconds on a busy machine.
         try:
             with conn.transaction():
-                return entity_store.holds_states(conn, spec, ids, stamps)
+                return stored_states.holds_states(conn, spec, ids, stamps)
         except psycopg.DataError:  # a stamp PostgreSQL does not read: landing it is harmless
             return False
 

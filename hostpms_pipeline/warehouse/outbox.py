@@ -9,11 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import date
+from typing import TYPE_CHECKING
 
 import psycopg
 
-from hostpms_pipeline.entities.schema import DayPartition, day_partition
 from hostpms_pipeline.warehouse.database import advisory_key
+
+if TYPE_CHECKING:
+    from hostpms_pipeline.entities.schema import DayPartition
 
 
 def enqueue(
@@ -51,6 +54,9 @@ def take(conn: psycopg.Connection, dataset: str) -> dict[DayPartition, set[str |
     Exports of a dataset serialise on an advisory lock, so one never overwrites a
     newer one's files.
     """
+    # Here: the schema module loads Arrow, which a sync with nothing to export never needs.
+    from hostpms_pipeline.entities.schema import day_partition
+
     conn.execute("SELECT pg_advisory_xact_lock(%s)", (advisory_key("parquet", dataset),))
     taken: dict[DayPartition, set[str | None]] = {}
     rows = conn.execute(

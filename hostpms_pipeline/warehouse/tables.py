@@ -8,34 +8,46 @@ columns are the same, which a test checks.)
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import cache
+from typing import TYPE_CHECKING
 
 import psycopg
-import pyarrow as pa
 from psycopg import sql
 
-from hostpms_pipeline.entities.schema import NATURAL_KEY, row_schema
-from hostpms_pipeline.entities.spec import MONEY, TIMESTAMP, EntitySpec
+from hostpms_pipeline.entities.spec import EntitySpec
 
-_TYPES: dict[pa.DataType, str] = {
-    pa.string(): "text",
-    pa.date32(): "date",
-    TIMESTAMP: "timestamp with time zone",
-    MONEY: "numeric(12,2)",
-    pa.int32(): "integer",
-    pa.bool_(): "boolean",
-}
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+
+@cache
+def _postgres_types() -> dict[pa.DataType, str]:
+    from hostpms_pipeline.entities.schema import ARROW_TYPES
+
+    postgres = {
+        "string": "text",
+        "boolean": "boolean",
+        "int32": "integer",
+        "date": "date",
+        "money": "numeric(12,2)",
+        "timestamp": "timestamp with time zone",
+    }
+    return {ARROW_TYPES[name]: postgres[name] for name in ARROW_TYPES}
 
 
 def postgres_type(name: str, arrow_type: pa.DataType) -> str:
     if name == "id":
         return "uuid"
     try:
-        return _TYPES[arrow_type]
+        return _postgres_types()[arrow_type]
     except KeyError:
         raise ValueError(f"column {name}: no PostgreSQL type for {arrow_type}") from None
 
 
 def create_table_sql(spec: EntitySpec) -> sql.Composed:
+    # Arrow is loaded only to create a table: a sync whose tables exist starts without it.
+    from hostpms_pipeline.entities.schema import NATURAL_KEY, row_schema
+
     columns = []
     for field in row_schema(spec):
         parts = [sql.Identifier(field.name), sql.SQL(postgres_type(field.name, field.type))]
@@ -60,5 +72,15 @@ def ensure_tables(conn: psycopg.Connection, specs: Iterable[EntitySpec]) -> None
     The primary key is their only index: each more costs the bulk upsert about a second
     of server CPU per million rows, and the upsert and the Parquet export need no other.
     """
+    specs = list(specs)
+    existing = {
+        name
+        for (name,) in conn.execute(
+            "SELECT name FROM unnest(%s::text[]) AS name"
+            " WHERE to_regclass(quote_ident(name)) IS NOT NULL",
+            ([spec.table for spec in specs],),
+        )
+    }
     for spec in specs:
-        conn.execute(create_table_sql(spec))
+        if spec.table not in existing:
+            conn.execute(create_table_sql(spec))

@@ -10,7 +10,7 @@ from datetime import datetime
 
 import orjson
 
-from hostpms_pipeline.entities.schema import SOURCE
+from hostpms_pipeline.entities.row_ids import SOURCE
 from hostpms_pipeline.hostpms import contract
 from hostpms_pipeline.lake.raw_layout import webhook_key
 from hostpms_pipeline.lake.storage import ObjectStore
