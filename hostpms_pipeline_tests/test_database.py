@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import threading
+import typing
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -19,9 +20,17 @@ from psycopg import sql
 from pydantic import SecretStr
 
 from hostpms_pipeline.entities import ENTITIES, RESERVATIONS
-from hostpms_pipeline.entities.schema import MONEY, REJECTED_SCHEMA, TIMESTAMP, row_schema
+from hostpms_pipeline.entities.schema import (
+    ARROW_TYPES,
+    MONEY,
+    REJECTED_SCHEMA,
+    TIMESTAMP,
+    row_schema,
+)
+from hostpms_pipeline.entities.spec import ColumnType
 from hostpms_pipeline.settings import Settings
 from hostpms_pipeline.warehouse import database
+from hostpms_pipeline.warehouse.tables import POSTGRES_TYPES as POSTGRES_TYPE_NAMES
 
 BOOKING_SCHEMA = row_schema(RESERVATIONS)
 
@@ -131,6 +140,10 @@ def test_each_entity_table_has_exactly_its_spec_columns_and_types(
         for f in row_schema(spec)
     ]
     assert rows == expected
+
+
+def test_every_column_type_a_spec_may_name_has_an_arrow_and_a_postgres_type() -> None:
+    assert set(ARROW_TYPES) == set(typing.get_args(ColumnType)) == set(POSTGRES_TYPE_NAMES)
 
 
 def test_connect_sets_schema_and_leaves_autocommit_off(pg_url: str, pg_schema: str) -> None:

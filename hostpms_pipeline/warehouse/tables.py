@@ -14,32 +14,34 @@ from typing import TYPE_CHECKING
 import psycopg
 from psycopg import sql
 
-from hostpms_pipeline.entities.spec import EntitySpec
+from hostpms_pipeline.entities.spec import ColumnType, EntitySpec
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
+# The PostgreSQL side of the spec's column types (``schema.ARROW_TYPES`` is the Arrow side).
+POSTGRES_TYPES: dict[ColumnType, str] = {
+    "string": "text",
+    "boolean": "boolean",
+    "int32": "integer",
+    "date": "date",
+    "money": "numeric(12,2)",
+    "timestamp": "timestamp with time zone",
+}
+
 
 @cache
-def _postgres_types() -> dict[pa.DataType, str]:
+def _postgres_type_of_arrow() -> dict[pa.DataType, str]:
     from hostpms_pipeline.entities.schema import ARROW_TYPES
 
-    postgres = {
-        "string": "text",
-        "boolean": "boolean",
-        "int32": "integer",
-        "date": "date",
-        "money": "numeric(12,2)",
-        "timestamp": "timestamp with time zone",
-    }
-    return {ARROW_TYPES[name]: postgres[name] for name in ARROW_TYPES}
+    return {ARROW_TYPES[name]: postgres for name, postgres in POSTGRES_TYPES.items()}
 
 
 def postgres_type(name: str, arrow_type: pa.DataType) -> str:
     if name == "id":
         return "uuid"
     try:
-        return _postgres_types()[arrow_type]
+        return _postgres_type_of_arrow()[arrow_type]
     except KeyError:
         raise ValueError(f"column {name}: no PostgreSQL type for {arrow_type}") from None
 
