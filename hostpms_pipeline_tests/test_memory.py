@@ -1,4 +1,5 @@
-"""The allocators a ``hostpms`` process chooses before it loads pyarrow or starts a thread."""
+"""The allocators a ``hostpms`` process chooses before it loads pyarrow or starts a thread,
+and its exit."""
 
 import os
 import subprocess
@@ -23,6 +24,21 @@ def _after_choosing(**env: str) -> list[str]:
     )
     assert done.returncode == 0, done.stderr
     return done.stdout.split()
+
+
+def test_hostpms_exits_with_the_objects_it_made_frozen_and_its_output_intact():
+    # atexit handlers run after the command returns, before the interpreter's own collections.
+    probe = (
+        "import atexit, gc, sys\n"
+        "atexit.register(lambda: print('frozen', gc.get_freeze_count() > 0))\n"
+        "sys.argv = ['hostpms', '--version']\n"
+        "from hostpms_pipeline.cli import entry\n"
+        "entry.main()\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[0].startswith("hostpms, version ")
+    assert done.stdout.splitlines()[-1] == "frozen True"
 
 
 def test_hostpms_uses_arrows_system_pool_and_two_arenas():
