@@ -1,4 +1,5 @@
-"""The ``hostpms`` command: its allocators are chosen before anything else is imported."""
+"""The ``hostpms`` command: its allocators are chosen before anything else is imported, and
+its exit skips the collections over what the imports made."""
 
 import gc
 
